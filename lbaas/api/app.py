@@ -1,0 +1,45 @@
+"""The ASGI application: every route under both /v2 and /v2.0."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from lbaas import __version__
+from lbaas.api import errors
+from lbaas.api.deps import State
+from lbaas.api.routes import healthmonitors, listeners, loadbalancers, members, misc, pools, quotas
+
+ROUTERS = (loadbalancers.router, listeners.router, pools.router, members.router,
+           healthmonitors.router, quotas.router, misc.router)
+EXTRA_ROUTERS: list = []   # the agents API registers itself here
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "The resource could not be found.", 405: "The method is not allowed for this resource."}
+    return errors.fault(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    return errors.fault(400, f"Invalid input for {where}: {first.get('msg')}")
+
+
+def create_app(state: State) -> FastAPI:
+    app = FastAPI(title="lbaas", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json")
+    app.state.lbaas = state
+    app.add_exception_handler(errors.APIError, errors.handle_api_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, errors.handle_unexpected)
+    app.include_router(misc.root)
+    for prefix in ("/v2", "/v2.0"):
+        for router in (*ROUTERS, *EXTRA_ROUTERS):
+            app.include_router(router, prefix=prefix)
+    return app

@@ -1,0 +1,127 @@
+"""New rows from validated create bodies, shared by single creates and by
+the fully populated load balancer.  Rules that need the database (another
+listener on the port, a pool already in use) are checked here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lbaas import constants as c
+from lbaas.api import schemas as s
+from lbaas.api.deps import State
+from lbaas.api.errors import BadRequest, Conflict
+from lbaas.controller.provider import Provider
+from lbaas.db import models as m
+
+
+def _common(body: s.Owned, project_id: str) -> dict[str, Any]:
+    return {"id": m.new_id(), "project_id": project_id, "name": body.name or "",
+            "description": body.description or "", "admin_state_up": body.admin_state_up,
+            "provisioning_status": c.PENDING_CREATE, "operating_status": c.OFFLINE,
+            "created_at": m.utcnow()}
+
+
+def _tagged(obj: Any, tags: list[str]) -> Any:
+    obj._tags = tags  # written by the caller once the row exists
+    return obj
+
+
+def check_protocols(listener_protocol: str, pool_protocol: str) -> None:
+    allowed = c.VALID_LISTENER_POOL_PROTOCOLS.get(listener_protocol, ())
+    if pool_protocol not in allowed:
+        raise BadRequest(f"The pool protocol '{pool_protocol}' is invalid while the listener protocol "
+                         f"is '{listener_protocol}'; allowed: {', '.join(allowed)}.")
+
+
+def listener(state: State, provider: Provider, body: s.ListenerCreate, lb: m.LoadBalancer,
+             project_id: str) -> m.Listener:
+    fields = body.model_dump(exclude={"default_pool", "tags"})
+    state.validate(provider, "listener", fields)
+    return _tagged(m.Listener(
+        **_common(body, project_id), load_balancer_id=lb.id, protocol=body.protocol,
+        protocol_port=body.protocol_port, vip_address=lb.vip_address,
+        connection_limit=body.connection_limit, default_pool_id=body.default_pool_id,
+        timeout_client_data=_or(body.timeout_client_data, c.DEFAULT_TIMEOUT_CLIENT_DATA),
+        timeout_member_connect=_or(body.timeout_member_connect, c.DEFAULT_TIMEOUT_MEMBER_CONNECT),
+        timeout_member_data=_or(body.timeout_member_data, c.DEFAULT_TIMEOUT_MEMBER_DATA),
+        timeout_tcp_inspect=_or(body.timeout_tcp_inspect, c.DEFAULT_TIMEOUT_TCP_INSPECT),
+        insert_headers=body.insert_headers, allowed_cidrs=body.allowed_cidrs), body.tags)
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def check_port_free(session: Session, vip_address: str, port: int) -> None:
+    taken = session.scalar(select(m.Listener.load_balancer_id).where(
+        m.Listener.vip_address == vip_address, m.Listener.protocol_port == port).limit(1))
+    if taken is not None:
+        raise Conflict(f"Another listener (on load balancer {taken}) already uses "
+                       f"VIP {vip_address} port {port}.")
+
+
+def check_default_pool(session: Session, listener_row: m.Listener, pool_id: str | None) -> None:
+    """A default pool must be on the same load balancer, speak a compatible
+    protocol and not be another listener's default pool already."""
+    if pool_id is None:
+        return
+    pool = session.get(m.Pool, pool_id)
+    if pool is None or pool.load_balancer_id != listener_row.load_balancer_id or \
+            pool.provisioning_status == c.PENDING_DELETE:
+        raise BadRequest(f"Pool {pool_id} not found on load balancer {listener_row.load_balancer_id}.")
+    check_protocols(listener_row.protocol, pool.protocol)
+    other = session.scalar(select(m.Listener.id).where(m.Listener.default_pool_id == pool_id,
+                                                       m.Listener.id != listener_row.id).limit(1))
+    if other is not None:
+        raise Conflict(f"Pool {pool_id} is already the default pool of listener {other}.")
+
+
+def pool(state: State, provider: Provider, body: s.PoolCreate, lb_id: str, project_id: str) -> m.Pool:
+    state.validate(provider, "pool", body.model_dump(exclude={"members", "healthmonitor", "tags"}))
+    persistence = body.session_persistence.model_dump(exclude_none=True) if body.session_persistence else None
+    return _tagged(m.Pool(**_common(body, project_id), load_balancer_id=lb_id, protocol=body.protocol,
+                          lb_algorithm=body.lb_algorithm, session_persistence=persistence,
+                          tls_enabled=body.tls_enabled), body.tags)
+
+
+def member(state: State, provider: Provider, body: s.MemberFields, pool_id: str, project_id: str) -> m.Member:
+    state.validate(provider, "member", body.model_dump(exclude={"tags"}))
+    row = m.Member(**_common(body, project_id), pool_id=pool_id, address=body.address,
+                   protocol_port=body.protocol_port, weight=body.weight, backup=body.backup,
+                   subnet_id=body.subnet_id, monitor_address=body.monitor_address,
+                   monitor_port=body.monitor_port)
+    row.operating_status = c.NO_MONITOR
+    return _tagged(row, body.tags)
+
+
+def healthmonitor(state: State, provider: Provider, body: s.HealthMonitorCreate, pool_id: str,
+                  project_id: str) -> m.HealthMonitor:
+    state.validate(provider, "healthmonitor", body.model_dump(exclude={"tags"}))
+    http = body.type in ("HTTP", "HTTPS")
+    return _tagged(m.HealthMonitor(
+        **_common(body, project_id), pool_id=pool_id, type=body.type, delay=body.delay,
+        timeout=body.timeout, max_retries=body.max_retries, max_retries_down=body.max_retries_down,
+        http_method=(body.http_method or "GET") if http else None,
+        url_path=(body.url_path or "/") if http else None,
+        expected_codes=(body.expected_codes or "200") if http else None,
+        http_version=body.http_version, domain_name=body.domain_name), body.tags)
+
+
+def pool_graph(session: Session, state: State, provider: Provider, body: s.PoolCreate,
+               lb_id: str, project_id: str) -> tuple[m.Pool, list[Any]]:
+    """A pool with its members and monitor; returns the pool and every row made."""
+    row = pool(state, provider, body, lb_id, project_id)
+    rows: list[Any] = [row]
+    seen: set[tuple[str, int]] = set()
+    for member_body in body.members:
+        key = (member_body.address, member_body.protocol_port)
+        if key in seen:
+            raise Conflict(f"Two members of one pool use {key[0]} port {key[1]}.")
+        seen.add(key)
+        rows.append(member(state, provider, member_body, row.id, project_id))
+    if body.healthmonitor is not None:
+        rows.append(healthmonitor(state, provider, body.healthmonitor, row.id, project_id))
+    return row, rows

@@ -1,0 +1,108 @@
+"""What every route needs: the process state, the caller, the body."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from lbaas.api import schemas
+from lbaas.api.auth import TOKEN_HEADER, Context, NoAuth, TokenStore
+from lbaas.api.errors import BadRequest, Conflict
+from lbaas.config import Config
+from lbaas.controller.provider import Provider, Unsupported
+from lbaas.db.session import Database
+from lbaas.vip import Subnets
+
+LOG = logging.getLogger(__name__)
+
+# Unique constraints, as a client should read them.
+CONSTRAINT_MESSAGES = {
+    "uq_listener_vip_port": "Another listener already uses this VIP address and protocol port.",
+    "uq_member_address_port": "Another member of this pool already uses this address and protocol port.",
+    "health_monitor_pool_id": "This pool already has a health monitor.",
+}
+
+
+@dataclasses.dataclass
+class State:
+    config: Config
+    db: Database
+    providers: dict[str, Provider]
+    auth: TokenStore | NoAuth
+    subnets: Subnets
+
+    def provider(self, name: str | None) -> Provider:
+        name = name or self.config.controller.default_provider
+        provider = self.providers.get(name)
+        if provider is None:
+            raise BadRequest(f"Provider '{name}' is not enabled; enabled: {', '.join(sorted(self.providers))}.")
+        return provider
+
+    def validate(self, provider: Provider, kind: str, fields: dict[str, Any]) -> None:
+        try:
+            provider.validate(kind, fields)
+        except Unsupported as exc:
+            raise BadRequest(f"Provider '{provider.name}' does not support this: {exc}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction whose unique-constraint failures answer 409."""
+        try:
+            with self.db.transaction() as session:
+                yield session
+        except IntegrityError as exc:
+            raise Conflict(_integrity_message(exc)) from None
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        with self.db.reading() as session:
+            yield session
+
+
+def _integrity_message(exc: IntegrityError) -> str:
+    text = str(exc.orig)
+    for name, message in CONSTRAINT_MESSAGES.items():
+        if name in text:
+            return message
+    if "UNIQUE" in text.upper() or "Duplicate" in text:
+        return "The request conflicts with an existing object."
+    LOG.warning("integrity error: %s", text)
+    return "The request conflicts with the current state of related objects."
+
+
+def state(request: Request) -> State:
+    return request.app.state.lbaas
+
+
+def context(request: Request) -> Context:
+    auth = state(request).auth
+    if isinstance(auth, NoAuth):
+        return auth.authenticate(None, request.headers.get("X-Project-Id"))
+    return auth.authenticate(request.headers.get(TOKEN_HEADER))
+
+
+async def body(request: Request) -> Any:
+    return schemas.decode(await request.body())
+
+
+def params(request: Request) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+def base_url(request: Request) -> str:
+    public = state(request).config.api.public_url
+    return public.rstrip("/") if public else str(request.base_url).rstrip("/")
+
+
+def page_url(request: Request) -> str:
+    return base_url(request) + request.url.path

@@ -1,0 +1,249 @@
+"""The five kinds of object, and the reads every kind shares: get and list.
+
+Listing follows Octavia: ``limit``/``marker``/``page_reverse`` keyset
+pagination, ``sort`` or ``sort_key``/``sort_dir``, ``fields``, a filter on
+any attribute, tag filters, and ``<plural>_links``.  Every page is one
+indexed query plus one query per relation, whatever the table size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from lbaas.api import views
+from lbaas.api.auth import Context
+from lbaas.api.errors import BadRequest, NotFound
+from lbaas.db import models as m
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    name: str            # wrapping key of one object: "loadbalancer"
+    plural: str          # wrapping key of a list: "loadbalancers"
+    label: str           # in messages: "Load Balancer"
+    model: Any
+    view: Callable[[Any, dict], dict]
+    related: Callable[[Session, list[str]], views.Related]
+    quota: str           # column of the quota table
+
+    def render(self, session: Session, objs: list[Any]) -> list[dict[str, Any]]:
+        return views.render(session, objs, self.view, self.related)
+
+    def render_one(self, session: Session, obj: Any) -> dict[str, Any]:
+        return self.render(session, [obj])[0]
+
+
+LOADBALANCER = Kind("loadbalancer", "loadbalancers", "Load Balancer", m.LoadBalancer,
+                    views.loadbalancer, views.related_loadbalancers, "load_balancer")
+LISTENER = Kind("listener", "listeners", "Listener", m.Listener,
+                views.listener, views.related_tags_only, "listener")
+POOL = Kind("pool", "pools", "Pool", m.Pool, views.pool, views.related_pools, "pool")
+MEMBER = Kind("member", "members", "Member", m.Member, views.member, views.related_tags_only, "member")
+HEALTHMONITOR = Kind("healthmonitor", "healthmonitors", "Health Monitor", m.HealthMonitor,
+                     views.healthmonitor, views.related_tags_only, "health_monitor")
+
+# Attribute names in the API that are not plain columns of the same name.
+ALIASES = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id"}
+NOT_FILTERABLE = {"stats", "insert_headers", "allowed_cidrs", "session_persistence",
+                  "pending_since", "status_reason", "revision"}
+PAGING_KEYS = {"limit", "marker", "page_reverse", "sort", "sort_key", "sort_dir", "fields",
+               "tags", "tags-any", "not-tags", "not-tags-any"}
+
+
+def get(session: Session, kind: Kind, ident: str, ctx: Context, *, lock: bool = False) -> Any:
+    """The object, or NotFound (also when it belongs to another project)."""
+    obj = session.get(kind.model, ident, with_for_update=lock)
+    if obj is None or (not ctx.is_admin and obj.project_id != ctx.project_id):
+        raise NotFound(kind.label, ident)
+    return obj
+
+
+@dataclasses.dataclass
+class Page:
+    items: list[dict[str, Any]]
+    links: list[dict[str, str]]
+
+
+def list_page(session: Session, kind: Kind, ctx: Context, params: Mapping[str, list[str]],
+              url: str, max_limit: int, base: Select | None = None) -> Page:
+    """One page of ``kind`` as the caller may see it, filtered and sorted by ``params``."""
+    model = kind.model
+    query = base if base is not None else select(model)
+    if not ctx.is_admin:
+        query = query.where(model.project_id == ctx.project_id)
+    query = _filter(query, model, params)
+    query = _filter_tags(query, model, params)
+    limit = _limit(params, max_limit)
+    keys = _sort_keys(model, params)
+    reverse = _bool_param(params, "page_reverse")
+    marker = _one(params, "marker")
+    if marker:
+        query = query.where(_after(session, model, keys, marker, reverse, ctx))
+    order = [(col.desc() if desc != reverse else col.asc()) for col, desc in keys]
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if reverse:
+        rows.reverse()
+    items = kind.render(session, rows)
+    fields = _fields(params)
+    if fields:
+        items = [{k: v for k, v in item.items() if k in fields} for item in items]
+    return Page(items, _links(url, params, rows, marker, more, reverse))
+
+
+def _one(params: Mapping[str, list[str]], key: str) -> str | None:
+    values = params.get(key)
+    return values[-1] if values else None
+
+
+def _bool_param(params: Mapping[str, list[str]], key: str) -> bool:
+    value = _one(params, key)
+    if value is None:
+        return False
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Invalid value for {key}: {value!r} is not a boolean.")
+
+
+def _limit(params: Mapping[str, list[str]], max_limit: int) -> int:
+    value = _one(params, "limit")
+    if value is None:
+        return max_limit
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadRequest(f"Invalid value for limit: {value!r} is not an integer.") from None
+    if limit < 0:
+        raise BadRequest("limit must not be negative.")
+    return min(limit or max_limit, max_limit)
+
+
+def _column(model: Any, name: str, purpose: str) -> Any:
+    column_name = ALIASES.get(name, name)
+    column = model.__table__.columns.get(column_name)
+    if column is None or column_name in NOT_FILTERABLE:
+        raise BadRequest(f"{name!r} is not a valid {purpose} key for {model.__tablename__}.")
+    return getattr(model, column.key if hasattr(model, column.key) else column_name)
+
+
+def _sort_keys(model: Any, params: Mapping[str, list[str]]) -> list[tuple[Any, bool]]:
+    pairs: list[tuple[str, str]] = []
+    if params.get("sort"):
+        for part in ",".join(params["sort"]).split(","):
+            key, _, direction = part.strip().partition(":")
+            pairs.append((key, direction or "asc"))
+    elif params.get("sort_key"):
+        dirs = params.get("sort_dir", [])
+        pairs = [(key, dirs[i] if i < len(dirs) else "asc") for i, key in enumerate(params["sort_key"])]
+    else:
+        pairs = [("created_at", "asc")]
+    keys = []
+    for key, direction in pairs:
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort direction {direction!r}: use asc or desc.")
+        keys.append((_column(model, key, "sort"), direction == "desc"))
+    if not any(col.key == "id" for col, _ in keys):
+        keys.append((model.id, keys[-1][1] if keys else False))
+    return keys
+
+
+def _after(session: Session, model: Any, keys: list[tuple[Any, bool]], marker: str,
+           reverse: bool, ctx: Context) -> Any:
+    """Keyset condition: rows strictly after the marker in the requested order."""
+    row = session.execute(select(*[col for col, _ in keys], model.project_id)
+                          .where(model.id == marker)).first()
+    if row is None or (not ctx.is_admin and row[-1] != ctx.project_id):
+        raise BadRequest(f"Marker {marker} not found.")
+    clauses = []
+    for i, (col, desc) in enumerate(keys):
+        equal = [keys[j][0] == row[j] for j in range(i)]
+        step = col < row[i] if desc != reverse else col > row[i]
+        clauses.append(and_(*equal, step))
+    return or_(*clauses)
+
+
+def _fields(params: Mapping[str, list[str]]) -> set[str]:
+    return {f.strip() for value in params.get("fields", []) for f in value.split(",") if f.strip()}
+
+
+def _filter(query: Select, model: Any, params: Mapping[str, list[str]]) -> Select:
+    for key, values in params.items():
+        if key in PAGING_KEYS:
+            continue
+        column = _column(model, key, "filter")
+        converted = [_convert(column, key, value) for value in values]
+        query = query.where(column.in_(converted) if len(converted) > 1 else column == converted[0])
+    return query
+
+
+def _convert(column: Any, key: str, value: str) -> Any:
+    python_type = column.type.python_type
+    if python_type is bool:
+        lowered = value.lower()
+        if lowered not in ("true", "false", "1", "0"):
+            raise BadRequest(f"Invalid value for filter {key}: {value!r} is not a boolean.")
+        return lowered in ("true", "1")
+    if python_type in (int, float):
+        try:
+            return python_type(value)
+        except ValueError:
+            raise BadRequest(f"Invalid value for filter {key}: {value!r} is not a number.") from None
+    return value
+
+
+def _tag_list(params: Mapping[str, list[str]], key: str) -> list[str]:
+    return [t for value in params.get(key, []) for t in value.split(",") if t]
+
+
+def _filter_tags(query: Select, model: Any, params: Mapping[str, list[str]]) -> Select:
+    def having(tags: list[str], every: bool) -> Select:
+        sub = select(m.Tag.resource_id).where(m.Tag.tag.in_(tags))
+        if every:
+            sub = sub.group_by(m.Tag.resource_id).having(func.count() == len(set(tags)))
+        return sub
+
+    if tags := _tag_list(params, "tags"):
+        query = query.where(model.id.in_(having(tags, True)))
+    if tags := _tag_list(params, "tags-any"):
+        query = query.where(model.id.in_(having(tags, False)))
+    if tags := _tag_list(params, "not-tags"):
+        query = query.where(model.id.not_in(having(tags, True)))
+    if tags := _tag_list(params, "not-tags-any"):
+        query = query.where(model.id.not_in(having(tags, False)))
+    return query
+
+
+def _links(url: str, params: Mapping[str, list[str]], rows: list[Any], marker: str | None,
+           more: bool, reverse: bool) -> list[dict[str, str]]:
+    if not rows:
+        return []
+    kept = [(k, v) for k, values in params.items() if k not in ("marker", "page_reverse") for v in values]
+    links = []
+    # Going forward, "next" exists when more rows follow; going backwards
+    # the roles swap.
+    has_next = more if not reverse else bool(marker)
+    has_previous = bool(marker) if not reverse else more
+    if has_next:
+        links.append({"href": f"{url}?{urlencode(kept + [('marker', rows[-1].id)])}", "rel": "next"})
+    if has_previous:
+        query = kept + [("marker", rows[0].id), ("page_reverse", "True")]
+        links.append({"href": f"{url}?{urlencode(query)}", "rel": "previous"})
+    return links
+
+
+def set_tags(session: Session, ident: str, tags: list[str] | None) -> None:
+    """Replace an object's tags (None: leave them)."""
+    if tags is None:
+        return
+    session.query(m.Tag).filter(m.Tag.resource_id == ident).delete()
+    for tag in dict.fromkeys(tags):
+        session.add(m.Tag(resource_id=ident, tag=tag))

@@ -1,0 +1,318 @@
+"""Request bodies, validated before anything touches the database.
+
+Unknown fields, wrong types (strict: "80" is not a port), out-of-range
+values and bad enums are all rejected here with a message naming the
+field.  Rules that span several fields live in the ``model_validator``s;
+rules that need the database live in the routes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError,
+                      model_validator)
+
+from lbaas import constants as c
+from lbaas.api.errors import BadRequest
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid IP address") from None
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/") or any(ch.isspace() for ch in value):
+        raise ValueError("must be an absolute URL path such as /healthz")
+    return value
+
+
+_CODES = re.compile(r"^\d{3}(-\d{3}|(,\d{3})*)$")
+
+
+def _expected_codes(value: str) -> str:
+    if not _CODES.match(value):
+        raise ValueError("must be a status code, a list (200,202) or a range (200-204)")
+    return value
+
+
+IP = Annotated[str, AfterValidator(_ip)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Name = Annotated[str | None, Field(max_length=255)]
+Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=64)]
+Timeout = Annotated[int | None, Field(ge=0, le=c.MAX_TIMEOUT)]
+Weight = Annotated[int, Field(ge=0, le=256)]
+Retries = Annotated[int, Field(ge=1, le=10)]
+
+ListenerProtocol = Literal[c.LISTENER_PROTOCOLS]  # type: ignore[valid-type]
+PoolProtocol = Literal[c.POOL_PROTOCOLS]  # type: ignore[valid-type]
+Algorithm = Literal[c.LB_ALGORITHMS]  # type: ignore[valid-type]
+MonitorType = Literal[c.HEALTH_MONITOR_TYPES]  # type: ignore[valid-type]
+HttpMethod = Literal[c.HTTP_METHODS]  # type: ignore[valid-type]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Owned(Body):
+    """Fields every created object accepts."""
+
+    name: Name = None
+    description: Name = None
+    admin_state_up: bool = True
+    tags: Tags = []
+    project_id: str | None = Field(default=None, max_length=255)
+    tenant_id: str | None = Field(default=None, max_length=255)
+
+
+class SessionPersistence(Body):
+    type: Literal[c.SESSION_PERSISTENCE_TYPES]  # type: ignore[valid-type]
+    cookie_name: str | None = Field(default=None, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    persistence_timeout: int | None = None
+    persistence_granularity: str | None = None
+
+    @model_validator(mode="after")
+    def _cookie(self) -> "SessionPersistence":
+        if self.type == "APP_COOKIE" and not self.cookie_name:
+            raise ValueError("APP_COOKIE session persistence requires a cookie_name")
+        if self.type != "APP_COOKIE" and self.cookie_name:
+            raise ValueError(f"cookie_name is only valid for APP_COOKIE, not {self.type}")
+        return self
+
+
+class HealthMonitorFields(Body):
+    delay: int = Field(ge=0, le=c.MAX_TIMEOUT // 1000)
+    timeout: int = Field(ge=0, le=c.MAX_TIMEOUT // 1000)
+    max_retries: Retries
+    max_retries_down: Retries = 3
+    http_method: HttpMethod | None = None
+    url_path: Annotated[str, AfterValidator(_url_path)] | None = None
+    expected_codes: Annotated[str, AfterValidator(_expected_codes)] | None = None
+    http_version: float | None = Field(default=None)
+    domain_name: str | None = Field(default=None, max_length=255)
+
+
+class HealthMonitorCreate(Owned, HealthMonitorFields):
+    type: MonitorType
+    pool_id: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "HealthMonitorCreate":
+        _check_monitor(self.type, self.delay, self.timeout, self.model_fields_set, self)
+        return self
+
+
+def _check_monitor(kind: str, delay: int, timeout: int, given: set[str], body: Any) -> None:
+    if timeout > delay:
+        raise ValueError("timeout must be less than or equal to delay")
+    http_only = {"http_method", "url_path", "expected_codes", "http_version", "domain_name"}
+    if kind not in ("HTTP", "HTTPS"):
+        wrong = sorted(f for f in http_only & given if getattr(body, f) is not None)
+        if wrong:
+            raise ValueError(f"{', '.join(wrong)} only apply to HTTP and HTTPS monitors, not {kind}")
+    if body.http_version is not None and body.http_version not in (1.0, 1.1):
+        raise ValueError("http_version must be 1.0 or 1.1")
+    if body.domain_name and body.http_version != 1.1:
+        raise ValueError("domain_name requires http_version 1.1")
+
+
+class HealthMonitorUpdate(Body):
+    name: Name = None
+    admin_state_up: bool | None = None
+    delay: int | None = Field(default=None, ge=0, le=c.MAX_TIMEOUT // 1000)
+    timeout: int | None = Field(default=None, ge=0, le=c.MAX_TIMEOUT // 1000)
+    max_retries: Retries | None = None
+    max_retries_down: Retries | None = None
+    http_method: HttpMethod | None = None
+    url_path: Annotated[str, AfterValidator(_url_path)] | None = None
+    expected_codes: Annotated[str, AfterValidator(_expected_codes)] | None = None
+    http_version: float | None = None
+    domain_name: str | None = Field(default=None, max_length=255)
+    tags: Tags | None = None
+
+
+class MemberFields(Owned):
+    address: IP
+    protocol_port: Port
+    weight: Weight = 1
+    backup: bool = False
+    subnet_id: str | None = Field(default=None, max_length=255)
+    monitor_address: IP | None = None
+    monitor_port: Port | None = None
+
+
+class MemberCreate(MemberFields):
+    pass
+
+
+class MemberUpdate(Body):
+    name: Name = None
+    admin_state_up: bool | None = None
+    weight: Weight | None = None
+    backup: bool | None = None
+    monitor_address: IP | None = None
+    monitor_port: Port | None = None
+    tags: Tags | None = None
+
+
+class PoolCreate(Owned):
+    protocol: PoolProtocol
+    lb_algorithm: Algorithm
+    session_persistence: SessionPersistence | None = None
+    listener_id: str | None = None
+    loadbalancer_id: str | None = None
+    tls_enabled: bool = False
+    # Only in a fully populated load balancer.
+    members: list[MemberCreate] = []
+    healthmonitor: HealthMonitorCreate | None = None
+
+
+class PoolUpdate(Body):
+    name: Name = None
+    description: Name = None
+    admin_state_up: bool | None = None
+    lb_algorithm: Algorithm | None = None
+    session_persistence: SessionPersistence | None = None
+    tls_enabled: bool | None = None
+    tags: Tags | None = None
+
+
+class ListenerCreate(Owned):
+    protocol: ListenerProtocol
+    protocol_port: Port
+    loadbalancer_id: str | None = None
+    connection_limit: int = Field(default=-1, ge=-1, le=1_000_000)
+    default_pool_id: str | None = None
+    timeout_client_data: Timeout = None
+    timeout_member_connect: Timeout = None
+    timeout_member_data: Timeout = None
+    timeout_tcp_inspect: Timeout = None
+    insert_headers: dict[str, str] = {}
+    allowed_cidrs: list[str] | None = None
+    # Only in a fully populated load balancer.
+    default_pool: PoolCreate | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "ListenerCreate":
+        if self.protocol == c.PROTOCOL_TERMINATED_HTTPS:
+            raise ValueError("TERMINATED_HTTPS needs a key manager, which this deployment does not have; "
+                             "use HTTPS (TLS pass-through) instead")
+        if self.default_pool is not None and self.default_pool_id is not None:
+            raise ValueError("give default_pool or default_pool_id, not both")
+        for cidr in self.allowed_cidrs or []:
+            _cidr(cidr)
+        return self
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid CIDR") from None
+
+
+class ListenerUpdate(Body):
+    name: Name = None
+    description: Name = None
+    admin_state_up: bool | None = None
+    connection_limit: int | None = Field(default=None, ge=-1, le=1_000_000)
+    default_pool_id: str | None = None
+    timeout_client_data: Timeout = None
+    timeout_member_connect: Timeout = None
+    timeout_member_data: Timeout = None
+    timeout_tcp_inspect: Timeout = None
+    insert_headers: dict[str, str] | None = None
+    allowed_cidrs: list[str] | None = None
+    tags: Tags | None = None
+
+
+class LoadBalancerCreate(Owned):
+    vip_address: IP | None = None
+    vip_subnet_id: str | None = Field(default=None, max_length=255)
+    vip_network_id: str | None = Field(default=None, max_length=255)
+    vip_port_id: str | None = Field(default=None, max_length=255)
+    vip_qos_policy_id: str | None = None
+    provider: str | None = Field(default=None, max_length=64)
+    flavor_id: str | None = Field(default=None, max_length=255)
+    availability_zone: str | None = Field(default=None, max_length=255)
+    listeners: list[ListenerCreate] = []
+    pools: list[PoolCreate] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> "LoadBalancerCreate":
+        if not (self.vip_address or self.vip_subnet_id):
+            raise ValueError("a VIP is required: give vip_address or vip_subnet_id")
+        return self
+
+
+class LoadBalancerUpdate(Body):
+    name: Name = None
+    description: Name = None
+    admin_state_up: bool | None = None
+    vip_qos_policy_id: str | None = None
+    tags: Tags | None = None
+
+
+class QuotaUpdate(Body):
+    load_balancer: int | None = Field(default=None, ge=-1)
+    loadbalancer: int | None = Field(default=None, ge=-1)
+    listener: int | None = Field(default=None, ge=-1)
+    pool: int | None = Field(default=None, ge=-1)
+    member: int | None = Field(default=None, ge=-1)
+    health_monitor: int | None = Field(default=None, ge=-1)
+    healthmonitor: int | None = Field(default=None, ge=-1)
+    l7policy: int | None = Field(default=None, ge=-1)
+    l7rule: int | None = Field(default=None, ge=-1)
+
+
+class MemberBatch(Body):
+    members: list[MemberFields]
+
+
+# --- parsing ------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def decode(raw: bytes) -> Any:
+    """The JSON document of a request body, or BadRequest."""
+    if not raw.strip():
+        raise BadRequest("The request body is empty; a JSON document is required.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+def parse(document: Any, key: str, model: type[M]) -> M:
+    """Validate ``document[key]`` as ``model``; BadRequest names the field."""
+    if not isinstance(document, dict) or key not in document:
+        raise BadRequest(f"The request body must be a JSON object with the key '{key}'.")
+    extra = sorted(set(document) - {key})
+    if extra:
+        raise BadRequest(f"Unknown attribute(s) in the request body: {', '.join(extra)}")
+    try:
+        return model.model_validate(document[key])
+    except ValidationError as exc:
+        raise BadRequest(describe(exc, key)) from None
+
+
+def describe(exc: ValidationError, key: str) -> str:
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in (key, *error["loc"]))
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"Unknown attribute for argument {key}: {where}"
+    if kind == "missing":
+        return f"Mandatory field missing: {where}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["loc"] and kind != "value_error":
+        return f"Invalid input for field/attribute {where}. Value: {error.get('input')!r}. {message}"
+    return f"Invalid input for {where}: {message}"

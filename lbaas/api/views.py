@@ -1,0 +1,205 @@
+"""Rows to Octavia v2 documents.
+
+Related ids (a load balancer's listeners, a pool's members, tags) are
+fetched once per page with ``IN`` queries, never once per row.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lbaas.db import models as m
+
+Related = dict[str, dict[str, Any]]
+
+
+def _time(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _base(obj: Any, related: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": obj.id,
+        "name": obj.name,
+        "description": obj.description,
+        "project_id": obj.project_id,
+        "tenant_id": obj.project_id,
+        "admin_state_up": obj.admin_state_up,
+        "provisioning_status": obj.provisioning_status,
+        "operating_status": obj.operating_status,
+        "created_at": _time(obj.created_at),
+        "updated_at": _time(obj.updated_at),
+        "tags": related.get("tags", []),
+    }
+
+
+def _ids(values: Sequence[str]) -> list[dict[str, str]]:
+    return [{"id": value} for value in values]
+
+
+def loadbalancer(lb: m.LoadBalancer, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(lb, related)
+    doc.update({
+        "vip_address": lb.vip_address,
+        "vip_port_id": lb.vip_port_id,
+        "vip_subnet_id": lb.vip_subnet_id,
+        "vip_network_id": lb.vip_network_id,
+        "vip_qos_policy_id": None,
+        "vip_vnic_type": "normal",
+        "additional_vips": [],
+        "provider": lb.provider,
+        "flavor_id": lb.flavor_id,
+        "availability_zone": lb.availability_zone,
+        "listeners": _ids(related.get("listeners", [])),
+        "pools": _ids(related.get("pools", [])),
+    })
+    return doc
+
+
+def listener(obj: m.Listener, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(obj, related)
+    doc.update({
+        "protocol": obj.protocol,
+        "protocol_port": obj.protocol_port,
+        "connection_limit": obj.connection_limit,
+        "default_pool_id": obj.default_pool_id,
+        "loadbalancers": _ids([obj.load_balancer_id]),
+        "timeout_client_data": obj.timeout_client_data,
+        "timeout_member_connect": obj.timeout_member_connect,
+        "timeout_member_data": obj.timeout_member_data,
+        "timeout_tcp_inspect": obj.timeout_tcp_inspect,
+        "insert_headers": obj.insert_headers or {},
+        "allowed_cidrs": obj.allowed_cidrs,
+        "l7policies": [],
+        "default_tls_container_ref": None,
+        "sni_container_refs": [],
+        "client_ca_tls_container_ref": None,
+        "client_authentication": "NONE",
+        "client_crl_container_ref": None,
+        "tls_ciphers": None,
+        "tls_versions": None,
+        "alpn_protocols": None,
+        "hsts_max_age": None,
+        "hsts_include_subdomains": None,
+        "hsts_preload": None,
+    })
+    return doc
+
+
+def pool(obj: m.Pool, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(obj, related)
+    doc.update({
+        "protocol": obj.protocol,
+        "lb_algorithm": obj.lb_algorithm,
+        "session_persistence": obj.session_persistence,
+        "loadbalancers": _ids([obj.load_balancer_id]),
+        "listeners": _ids(related.get("listeners", [])),
+        "members": _ids(related.get("members", [])),
+        "healthmonitor_id": related.get("healthmonitor_id"),
+        "tls_enabled": obj.tls_enabled,
+        "tls_container_ref": None,
+        "ca_tls_container_ref": None,
+        "crl_container_ref": None,
+        "tls_ciphers": None,
+        "tls_versions": None,
+        "alpn_protocols": None,
+    })
+    return doc
+
+
+def member(obj: m.Member, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(obj, related)
+    doc.pop("description")
+    doc.update({
+        "address": obj.address,
+        "protocol_port": obj.protocol_port,
+        "weight": obj.weight,
+        "backup": obj.backup,
+        "subnet_id": obj.subnet_id,
+        "monitor_address": obj.monitor_address,
+        "monitor_port": obj.monitor_port,
+        "vnic_type": "normal",
+    })
+    return doc
+
+
+def healthmonitor(obj: m.HealthMonitor, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(obj, related)
+    doc.pop("description")
+    doc.update({
+        "type": obj.type,
+        "delay": obj.delay,
+        "timeout": obj.timeout,
+        "max_retries": obj.max_retries,
+        "max_retries_down": obj.max_retries_down,
+        "http_method": obj.http_method,
+        "url_path": obj.url_path,
+        "expected_codes": obj.expected_codes,
+        "http_version": obj.http_version,
+        "domain_name": obj.domain_name,
+        "pools": _ids([obj.pool_id]),
+    })
+    return doc
+
+
+# --- related ids, one query per relation per page -----------------------------
+
+def _grouped(session: Session, key_col: Any, value_col: Any, keys: list[str],
+             order: Any = None) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = collections.defaultdict(list)
+    if not keys:
+        return grouped
+    query = select(key_col, value_col).where(key_col.in_(keys))
+    if order is not None:
+        query = query.order_by(*order)
+    for key, value in session.execute(query):
+        grouped[key].append(value)
+    return grouped
+
+
+def tags(session: Session, ids: list[str]) -> dict[str, list[str]]:
+    return _grouped(session, m.Tag.resource_id, m.Tag.tag, ids, (m.Tag.tag,))
+
+
+def related_loadbalancers(session: Session, ids: list[str]) -> Related:
+    listeners = _grouped(session, m.Listener.load_balancer_id, m.Listener.id, ids,
+                         (m.Listener.created_at, m.Listener.id))
+    pools = _grouped(session, m.Pool.load_balancer_id, m.Pool.id, ids, (m.Pool.created_at, m.Pool.id))
+    return _combine(ids, tags(session, ids), listeners=listeners, pools=pools)
+
+
+def related_pools(session: Session, ids: list[str]) -> Related:
+    listeners = _grouped(session, m.Listener.default_pool_id, m.Listener.id, ids)
+    members = _grouped(session, m.Member.pool_id, m.Member.id, ids, (m.Member.created_at, m.Member.id))
+    monitors = {pool_id: hm_id for pool_id, hm_id in session.execute(
+        select(m.HealthMonitor.pool_id, m.HealthMonitor.id).where(m.HealthMonitor.pool_id.in_(ids)))} if ids else {}
+    related = _combine(ids, tags(session, ids), listeners=listeners, members=members)
+    for ident in ids:
+        related[ident]["healthmonitor_id"] = monitors.get(ident)
+    return related
+
+
+def related_tags_only(session: Session, ids: list[str]) -> Related:
+    return _combine(ids, tags(session, ids))
+
+
+def _combine(ids: list[str], tag_map: dict[str, list[str]], **groups: dict[str, list[str]]) -> Related:
+    related: Related = {}
+    for ident in ids:
+        entry: dict[str, Any] = {"tags": tag_map.get(ident, [])}
+        for name, grouped in groups.items():
+            entry[name] = grouped.get(ident, [])
+        related[ident] = entry
+    return related
+
+
+def render(session: Session, objs: Sequence[Any], view: Callable[[Any, dict], dict],
+           related: Callable[[Session, list[str]], Related]) -> list[dict[str, Any]]:
+    extra = related(session, [obj.id for obj in objs])
+    return [view(obj, extra.get(obj.id, {})) for obj in objs]

@@ -1,0 +1,80 @@
+"""The ``lbaas`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from lbaas import config as cfg
+from lbaas.db.session import SchemaError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lbaas", description="Load-balancer-as-a-service control plane.")
+    parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
+                        help="INI file; repeatable, later files win")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config-file", action="append", default=[], dest="more_config_files",
+                        metavar="PATH", help="INI file; repeatable, later files win")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = lambda name, text: sub.add_parser(name, help=text, parents=[common])  # noqa: E731
+    add("server", "run an API server and controller")
+    add("agent", "run an agent")
+    add("device", "run the HAProxy device service")
+    aio = add("all-in-one", "server, two agents and a device in one process (SQLite, memory://)")
+    aio.add_argument("--demo", action="store_true", help="create a demo load balancer with two back ends")
+    db = add("db", "database schema")
+    db.add_argument("action", choices=["upgrade", "current"])
+    token = add("token", "API tokens")
+    token.add_argument("action", choices=["create"])
+    token.add_argument("--project", required=True)
+    token.add_argument("--role", default="member", choices=["admin", "member", "reader"])
+    add("config-sample", "print an example configuration file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Subcommands may carry --config-file after their name too.
+    try:
+        config = cfg.load([*args.config_file, *args.more_config_files])
+        return _run(args, config)
+    except (cfg.ConfigError, SchemaError) as exc:
+        print(f"lbaas: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def _run(args: argparse.Namespace, config: cfg.Config) -> int:
+    from lbaas import service
+    if args.command == "config-sample":
+        print(cfg.sample())
+        return 0
+    if args.command == "token":
+        from lbaas.api.auth import create_token
+        print(create_token(config.api.token_file, args.project, args.role))
+        return 0
+    if args.command == "db":
+        from lbaas.db.session import Database
+        db = Database(config.database.connection)
+        if args.action == "upgrade":
+            db.upgrade()
+        print(db.current_revision())
+        return 0
+    service.setup_logging(config)
+    if args.command == "server":
+        return service.run_server(config)
+    if args.command == "agent":
+        return service.run_agent(config)
+    if args.command == "device":
+        return service.run_device(config)
+    if args.command == "all-in-one":
+        from lbaas import allinone
+        return allinone.run(config, demo=args.demo)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

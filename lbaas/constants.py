@@ -1,0 +1,95 @@
+"""Every name, status, queue and default that more than one module uses.
+
+Values that an operator may change live in ``lbaas.config``; this module
+holds the vocabulary of the domain and the wire.
+"""
+
+from typing import Final
+
+# --- provisioning / operating status (Octavia v2 vocabulary) -------------
+ACTIVE: Final = "ACTIVE"
+DELETED: Final = "DELETED"
+ERROR: Final = "ERROR"
+PENDING_CREATE: Final = "PENDING_CREATE"
+PENDING_UPDATE: Final = "PENDING_UPDATE"
+PENDING_DELETE: Final = "PENDING_DELETE"
+PENDING_STATUSES: Final = frozenset({PENDING_CREATE, PENDING_UPDATE, PENDING_DELETE})
+# A load balancer in one of these may take a new change.
+MUTABLE_STATUSES: Final = frozenset({ACTIVE, ERROR})
+
+ONLINE: Final = "ONLINE"
+OFFLINE: Final = "OFFLINE"
+DEGRADED: Final = "DEGRADED"
+NO_MONITOR: Final = "NO_MONITOR"
+DRAINING: Final = "DRAINING"
+OPERATING_STATUSES: Final = (ONLINE, OFFLINE, DEGRADED, ERROR, NO_MONITOR, DRAINING)
+
+# --- protocols, algorithms, persistence, monitors --------------------------
+PROTOCOL_HTTP: Final = "HTTP"
+PROTOCOL_HTTPS: Final = "HTTPS"
+PROTOCOL_TCP: Final = "TCP"
+PROTOCOL_UDP: Final = "UDP"
+PROTOCOL_SCTP: Final = "SCTP"
+PROTOCOL_PROXY: Final = "PROXY"
+PROTOCOL_PROXYV2: Final = "PROXYV2"
+PROTOCOL_TERMINATED_HTTPS: Final = "TERMINATED_HTTPS"
+LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_UDP,
+                             PROTOCOL_SCTP, PROTOCOL_TERMINATED_HTTPS)
+POOL_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_UDP,
+                         PROTOCOL_SCTP, PROTOCOL_PROXY, PROTOCOL_PROXYV2)
+
+# Which pool protocols a listener protocol may forward to (as Octavia allows).
+VALID_LISTENER_POOL_PROTOCOLS: Final = {
+    PROTOCOL_TCP: (PROTOCOL_TCP, PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_PROXY, PROTOCOL_PROXYV2),
+    PROTOCOL_HTTP: (PROTOCOL_HTTP, PROTOCOL_PROXY, PROTOCOL_PROXYV2),
+    PROTOCOL_HTTPS: (PROTOCOL_HTTPS, PROTOCOL_PROXY, PROTOCOL_PROXYV2, PROTOCOL_TCP),
+    PROTOCOL_TERMINATED_HTTPS: (PROTOCOL_HTTP, PROTOCOL_PROXY, PROTOCOL_PROXYV2),
+    PROTOCOL_UDP: (PROTOCOL_UDP,),
+    PROTOCOL_SCTP: (PROTOCOL_SCTP,),
+}
+
+LB_ALGORITHMS: Final = ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT")
+SESSION_PERSISTENCE_TYPES: Final = ("SOURCE_IP", "HTTP_COOKIE", "APP_COOKIE")
+HEALTH_MONITOR_TYPES: Final = ("HTTP", "HTTPS", "TCP", "PING", "TLS-HELLO", "UDP-CONNECT", "SCTP")
+HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "PATCH", "CONNECT")
+
+# --- listener defaults (milliseconds, as Octavia) --------------------------
+DEFAULT_TIMEOUT_CLIENT_DATA: Final = 50000
+DEFAULT_TIMEOUT_MEMBER_CONNECT: Final = 5000
+DEFAULT_TIMEOUT_MEMBER_DATA: Final = 50000
+DEFAULT_TIMEOUT_TCP_INSPECT: Final = 0
+MAX_TIMEOUT: Final = 24 * 60 * 60 * 1000
+
+# --- roles ------------------------------------------------------------------
+ROLE_ADMIN: Final = "admin"
+ROLE_MEMBER: Final = "member"
+ROLE_READER: Final = "reader"
+ROLES: Final = (ROLE_ADMIN, ROLE_MEMBER, ROLE_READER)
+
+# --- providers ----------------------------------------------------------------
+NOOP_PROVIDER: Final = "noop"
+
+# --- messaging ----------------------------------------------------------------
+EXCHANGE: Final = "lbaas"
+REPLY_EXCHANGE: Final = "lbaas.reply"
+
+
+def controller_queue(environment: str) -> str:
+    """The queue all servers of ``environment`` compete on."""
+    return f"lbaas.controller.{environment}"
+
+
+def agent_queue(environment: str, host: str) -> str:
+    """The task queue of the one agent on ``host`` in ``environment``."""
+    return f"lbaas.agent.{environment}.{host}"
+
+
+# Each Broker's private reply queue is this prefix plus a random hex id.
+REPLY_QUEUE_PREFIX: Final = "lbaas.reply."
+
+
+# --- API ----------------------------------------------------------------------
+API_VERSION: Final = "v2.0"
+API_MIN_VERSION: Final = "2.0"
+API_MAX_VERSION: Final = "2.27"
+DEFAULT_PAGE_LIMIT: Final = 1000

@@ -1,0 +1,200 @@
+"""Provisioning lifecycle: test-and-set at the start of a change, and the
+outcome of a change at its end.
+
+A change starts with one conditional UPDATE of the load balancer row
+(ACTIVE/ERROR -> PENDING_*, revision + 1).  The UPDATE itself takes the
+row lock on PostgreSQL and MariaDB, and SQLite runs every write
+transaction under BEGIN IMMEDIATE, so of two concurrent changes exactly
+one matches the row; the other sees no row and answers 409.
+
+A change ends when a provider reports the revision it reached: an older
+revision is ignored, so duplicate, late and reordered reports are harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from lbaas import constants as c
+from lbaas.api.errors import Immutable, NotFound
+from lbaas.db import models as m
+
+LOG = logging.getLogger(__name__)
+
+CHILDREN = (m.Listener, m.Pool, m.Member, m.HealthMonitor)
+
+
+def begin_change(session: Session, lb_id: str, project_scope: str | None,
+                 status: str = c.PENDING_UPDATE) -> m.LoadBalancer:
+    """Move the load balancer to ``status`` and bump its revision, or raise
+    NotFound / Immutable (409) when it is missing or already changing."""
+    now = m.utcnow()
+    stmt = (update(m.LoadBalancer)
+            .where(m.LoadBalancer.id == lb_id,
+                   m.LoadBalancer.provisioning_status.in_(c.MUTABLE_STATUSES))
+            .values(provisioning_status=status, revision=m.LoadBalancer.revision + 1,
+                    pending_since=now, updated_at=now, status_reason=None)
+            .execution_options(synchronize_session=False))
+    if project_scope is not None:
+        stmt = stmt.where(m.LoadBalancer.project_id == project_scope)
+    if session.execute(stmt).rowcount == 0:
+        lb = session.get(m.LoadBalancer, lb_id)
+        if lb is None or (project_scope is not None and lb.project_id != project_scope):
+            raise NotFound("Load Balancer", lb_id)
+        raise Immutable("Load Balancer", lb_id)
+    return session.get(m.LoadBalancer, lb_id, populate_existing=True)
+
+
+def pool_ids(lb_id: str) -> Any:
+    return select(m.Pool.id).where(m.Pool.load_balancer_id == lb_id)
+
+
+def _child_filters(lb_id: str) -> dict[Any, Any]:
+    """For each child model, the condition selecting this load balancer's rows."""
+    pools = pool_ids(lb_id)
+    return {
+        m.Listener: m.Listener.load_balancer_id == lb_id,
+        m.Pool: m.Pool.load_balancer_id == lb_id,
+        m.Member: m.Member.pool_id.in_(pools),
+        m.HealthMonitor: m.HealthMonitor.pool_id.in_(pools),
+    }
+
+
+def mark_graph_deleting(session: Session, lb_id: str) -> None:
+    """Cascade delete: every child goes PENDING_DELETE with its load balancer."""
+    for model, where in _child_filters(lb_id).items():
+        session.execute(update(model).where(where).values(provisioning_status=c.PENDING_DELETE)
+                        .execution_options(synchronize_session=False))
+
+
+def complete(session: Session, lb_id: str, revision: int, *, error: str | None = None,
+             operating: Mapping[str, Any] | None = None) -> str:
+    """Apply the outcome of the change that reached ``revision``.
+
+    Returns what happened: ``gone``, ``stale``, ``deleted``, ``error``,
+    ``active`` or ``operating`` (only operating statuses refreshed).
+    Must be called inside a transaction; idempotent.
+    """
+    lb = session.get(m.LoadBalancer, lb_id, with_for_update=True, populate_existing=True)
+    if lb is None:
+        return "gone"
+    if revision < lb.revision:
+        return "stale"
+    if lb.provisioning_status not in c.PENDING_STATUSES:
+        if operating:
+            apply_operating(session, lb, operating)
+        return "operating"
+    if error:
+        _fail(session, lb, error)
+        return "error"
+    if lb.provisioning_status == c.PENDING_DELETE:
+        delete_graph(session, lb)
+        return "deleted"
+    _activate(session, lb)
+    apply_operating(session, lb, operating or default_operating(session, lb))
+    return "active"
+
+
+def _fail(session: Session, lb: m.LoadBalancer, reason: str) -> None:
+    for model, where in _child_filters(lb.id).items():
+        session.execute(update(model).where(where, model.provisioning_status.in_(c.PENDING_STATUSES))
+                        .values(provisioning_status=c.ERROR).execution_options(synchronize_session=False))
+    lb.provisioning_status = c.ERROR
+    lb.status_reason = reason
+    lb.pending_since = None
+    LOG.warning("load balancer %s revision %s failed: %s", lb.id, lb.revision, reason)
+
+
+def _activate(session: Session, lb: m.LoadBalancer) -> None:
+    filters = _child_filters(lb.id)
+    # Children first: members and monitors of a pool that goes too.
+    for model in (m.Member, m.HealthMonitor, m.Pool, m.Listener):
+        doomed = select(model.id).where(filters[model], model.provisioning_status == c.PENDING_DELETE)
+        ids = list(session.scalars(doomed))
+        if ids:
+            _delete_rows(session, model, ids)
+    for model, where in filters.items():
+        session.execute(update(model).where(where, model.provisioning_status.in_(c.PENDING_STATUSES))
+                        .values(provisioning_status=c.ACTIVE).execution_options(synchronize_session=False))
+    lb.provisioning_status = c.ACTIVE
+    lb.pending_since = None
+    lb.status_reason = None
+
+
+def _delete_rows(session: Session, model: Any, ids: list[str]) -> None:
+    if model is m.Pool:
+        session.execute(update(m.Listener).where(m.Listener.default_pool_id.in_(ids))
+                        .values(default_pool_id=None).execution_options(synchronize_session=False))
+        children = list(session.scalars(select(m.Member.id).where(m.Member.pool_id.in_(ids))))
+        children += list(session.scalars(select(m.HealthMonitor.id).where(m.HealthMonitor.pool_id.in_(ids))))
+        session.execute(delete(m.Tag).where(m.Tag.resource_id.in_(children)))
+        session.execute(delete(m.Member).where(m.Member.pool_id.in_(ids)))
+        session.execute(delete(m.HealthMonitor).where(m.HealthMonitor.pool_id.in_(ids)))
+    session.execute(delete(m.Tag).where(m.Tag.resource_id.in_(ids)))
+    session.execute(delete(model).where(model.id.in_(ids)).execution_options(synchronize_session=False))
+
+
+def delete_graph(session: Session, lb: m.LoadBalancer) -> None:
+    """Remove the load balancer, its children, tags and binding."""
+    pools = list(session.scalars(pool_ids(lb.id)))
+    if pools:
+        _delete_rows(session, m.Pool, pools)
+    listeners = list(session.scalars(select(m.Listener.id).where(m.Listener.load_balancer_id == lb.id)))
+    if listeners:
+        _delete_rows(session, m.Listener, listeners)
+    binding = session.get(m.Binding, lb.id)
+    if binding is not None:
+        session.execute(update(m.Agent).where(m.Agent.id == binding.agent_id)
+                        .values(loadbalancer_count=m.Agent.loadbalancer_count - 1))
+        session.delete(binding)
+    session.execute(delete(m.Tag).where(m.Tag.resource_id == lb.id))
+    session.delete(lb)
+    session.flush()
+
+
+def default_operating(session: Session, lb: m.LoadBalancer) -> dict[str, Any]:
+    """Operating statuses when a provider reports none (noop): everything
+    that is up is ONLINE; members of unmonitored pools NO_MONITOR."""
+    statuses: dict[str, Any] = {"loadbalancer": c.ONLINE if lb.admin_state_up else c.OFFLINE,
+                                "listeners": {}, "pools": {}, "members": {}, "healthmonitors": {}}
+    filters = _child_filters(lb.id)
+    monitored = set(session.scalars(select(m.HealthMonitor.pool_id).where(filters[m.HealthMonitor])))
+    for ident, up in session.execute(select(m.Listener.id, m.Listener.admin_state_up).where(filters[m.Listener])):
+        statuses["listeners"][ident] = c.ONLINE if up else c.OFFLINE
+    for ident, up in session.execute(select(m.Pool.id, m.Pool.admin_state_up).where(filters[m.Pool])):
+        statuses["pools"][ident] = c.ONLINE if up else c.OFFLINE
+    for ident, pool, up in session.execute(select(m.Member.id, m.Member.pool_id, m.Member.admin_state_up)
+                                           .where(filters[m.Member])):
+        statuses["members"][ident] = (c.OFFLINE if not up else c.ONLINE if pool in monitored else c.NO_MONITOR)
+    for ident, up in session.execute(select(m.HealthMonitor.id, m.HealthMonitor.admin_state_up)
+                                     .where(filters[m.HealthMonitor])):
+        statuses["healthmonitors"][ident] = c.ONLINE if up else c.OFFLINE
+    return statuses
+
+
+OPERATING_KEYS = {"listeners": m.Listener, "pools": m.Pool, "members": m.Member,
+                  "healthmonitors": m.HealthMonitor}
+
+
+def apply_operating(session: Session, lb: m.LoadBalancer, statuses: Mapping[str, Any]) -> None:
+    """Write operating statuses: ``{"loadbalancer": s, "listeners": {id: s}, ...}``.
+
+    Ids that are not part of this load balancer are ignored.
+    """
+    if statuses.get("loadbalancer") in c.OPERATING_STATUSES:
+        lb.operating_status = statuses["loadbalancer"]
+    filters = _child_filters(lb.id)
+    for key, model in OPERATING_KEYS.items():
+        by_status: dict[str, list[str]] = {}
+        for ident, status in (statuses.get(key) or {}).items():
+            if status in c.OPERATING_STATUSES:
+                by_status.setdefault(status, []).append(ident)
+        for status, ids in by_status.items():
+            session.execute(update(model).where(filters[model], model.id.in_(ids),
+                                                model.operating_status != status)
+                            .values(operating_status=status).execution_options(synchronize_session=False))

@@ -1,0 +1,145 @@
+"""Engines, sessions and the schema check.
+
+One engine per process and URL.  Every unit of work runs in
+``transaction()``: commit on success, rollback on any exception, so a
+failed request never leaves a partial write behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class SchemaError(Exception):
+    """The database schema is not at the newest migration."""
+
+
+def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    return create_engine(url, pool_size=pool_size, max_overflow=max_overflow,
+                         pool_pre_ping=True, pool_recycle=3600)
+
+
+def _sqlite_reader(writer: Engine) -> Engine:
+    engine = create_engine(writer.url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _sqlite_engine(url: str, path: str | None) -> Engine:
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # WAL lets readers run beside the one writer; foreign keys make
+        # ON DELETE CASCADE real.  isolation_level=None hands BEGIN to us.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        # Take the write lock up front: SQLite's row-lock stand-in, so that
+        # test-and-set transactions serialise instead of failing late.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Database:
+    """A process's handle on the shared database."""
+
+    def __init__(self, url: str, pool_size: int = 10, max_overflow: int = 20) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size, max_overflow)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite writers take the write lock at BEGIN; readers must not.
+        self.read_engine = (_sqlite_reader(self.engine) if self.engine.dialect.name == "sqlite"
+                            else self.engine)
+        self.read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: committed when the block ends, rolled back if it raises."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only unit of work (never takes SQLite's write lock)."""
+        session = self.read_sessions()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def upgrade(self, revision: str = "head") -> None:
+        with self.engine.begin() as conn:
+            cfg = _alembic_config(self.url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def check_schema(self) -> None:
+        """Raise SchemaError unless the schema is at the newest migration."""
+        head = ScriptDirectory.from_config(_alembic_config(self.url)).get_current_head()
+        current = self.current_revision()
+        if current != head:
+            raise SchemaError(
+                f"database schema is at {current or 'nothing (empty database)'}, "
+                f"this version needs {head}: run 'lbaas db upgrade --config-file ...' first")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        self.read_engine.dispose()
+
+
+def _alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
