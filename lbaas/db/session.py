@@ -111,8 +111,7 @@ class Database:
         try:
             yield session
         finally:
-            session.rollback()
-            session.close()
+            session.close()  # ends the transaction; loaded objects stay readable
 
     def upgrade(self, revision: str = "head") -> None:
         with self.engine.begin() as conn:

@@ -36,7 +36,7 @@ def create_healthmonitor(request: Request, ctx: Context = Depends(deps.context),
         if taken:
             raise Conflict(f"Pool {body.pool_id} already has health monitor {taken}.")
         return build.healthmonitor(state, state.provider(lb.provider), body, body.pool_id,
-                                   changes.owner(ctx, body))
+                                   lb.project_id)
 
     return {KIND.name: changes.create_child(state, ctx, KIND, lb_id, make)}
 

@@ -34,7 +34,7 @@ def create_listener(request: Request, ctx: Context = Depends(deps.context),
     def make(session: Session, lb: m.LoadBalancer) -> m.Listener:
         provider = state.provider(lb.provider)
         build.check_port_free(session, lb.vip_address, body.protocol_port)
-        row = build.listener(state, provider, body, lb, changes.owner(ctx, body))
+        row = build.listener(state, provider, body, lb, lb.project_id)
         build.check_default_pool(session, row, body.default_pool_id)
         return row
 

@@ -55,7 +55,7 @@ def create_member(pool_id: str, request: Request, ctx: Context = Depends(deps.co
     pool = _pool(request, ctx, pool_id)
 
     def make(_session: Session, lb: m.LoadBalancer) -> m.Member:
-        return build.member(state, state.provider(lb.provider), body, pool_id, changes.owner(ctx, body))
+        return build.member(state, state.provider(lb.provider), body, pool_id, lb.project_id)
 
     return {KIND.name: changes.create_child(state, ctx, KIND, pool.load_balancer_id, make)}
 
@@ -121,7 +121,7 @@ def _apply_batch(session: Session, state: deps.State, ctx: Context, provider: An
         seen.add(key)
         row = existing.get(key)
         if row is None:
-            row = build.member(state, provider, body, pool.id, changes.owner(ctx, body))
+            row = build.member(state, provider, body, pool.id, pool.project_id)
             session.add(row)
             session.flush()
             resources.set_tags(session, row.id, body.tags)

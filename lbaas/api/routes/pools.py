@@ -33,7 +33,7 @@ def create_pool(request: Request, ctx: Context = Depends(deps.context),
     lb_id, listener_id = _parent(request, ctx, body)
 
     def make(session: Session, lb: m.LoadBalancer) -> m.Pool:
-        row = build.pool(state, state.provider(lb.provider), body, lb.id, changes.owner(ctx, body))
+        row = build.pool(state, state.provider(lb.provider), body, lb.id, lb.project_id)
         if listener_id:
             _attach(session, row, listener_id)
         return row

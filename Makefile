@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test setup services haproxy bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+haproxy:
+	@command -v haproxy >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy) \
+	  || echo "HAProxy could not be installed: the all-in-one falls back to the noop driver"
+
+services:
+	bash scripts/ensure-services.sh
+
+run: setup haproxy
+	$(VENV)/bin/lbaas all-in-one
+
+test: setup services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup services
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) lbaas-data .pytest_cache

@@ -1,0 +1,190 @@
+"""Shared fixtures: real databases (one fresh database per run and backend),
+an API server over real HTTP, and tokens for several projects.
+
+PostgreSQL and MariaDB are started by ``scripts/ensure-services.sh`` (run by
+``make test``); a fixture that cannot reach them fails, it never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from lbaas import config as cfg
+from lbaas.api.app import create_app
+from lbaas.api.auth import create_token
+from lbaas.db.session import Database
+from lbaas.service import api_state
+
+PG_ADMIN = os.environ.get("LBAAS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
+MYSQL_ADMIN = os.environ.get("LBAAS_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
+BACKENDS = ("sqlite", "postgresql", "mariadb")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TempDatabase:
+    """A database of its own for one test run, dropped afterwards."""
+
+    def __init__(self, backend: str, tmp_dir: str) -> None:
+        self.backend = backend
+        self.name = f"lbaas_test_{uuid.uuid4().hex[:10]}"
+        if backend == "sqlite":
+            self.url = f"sqlite:///{tmp_dir}/{self.name}.sqlite"
+        elif backend == "postgresql":
+            self._admin("postgres", f'CREATE DATABASE "{self.name}"')
+            self.url = f"{PG_ADMIN}/{self.name}"
+        else:
+            self._admin("mysql", f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
+            self.url = f"{MYSQL_ADMIN}/{self.name}"
+
+    def _admin(self, database: str, statement: str) -> None:
+        from sqlalchemy import create_engine, text
+        base = PG_ADMIN if self.backend == "postgresql" else MYSQL_ADMIN
+        engine = create_engine(f"{base}/{database}", isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text(statement))
+        engine.dispose()
+
+    def drop(self) -> None:
+        if self.backend == "postgresql":
+            self._admin("postgres", f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        elif self.backend == "mariadb":
+            self._admin("mysql", f"DROP DATABASE IF EXISTS `{self.name}`")
+
+
+@pytest.fixture(scope="session")
+def temp_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Factory: ``temp_database(backend)`` -> migrated TempDatabase."""
+    made: list[TempDatabase] = []
+
+    def make(backend: str, migrate: bool = True) -> TempDatabase:
+        db = TempDatabase(backend, str(tmp_path_factory.mktemp("db")))
+        made.append(db)
+        if migrate:
+            handle = Database(db.url)
+            handle.upgrade()
+            handle.dispose()
+        return db
+
+    yield make
+    for db in made:
+        db.drop()
+
+
+class Api:
+    """A running API server and an HTTP client with per-project tokens."""
+
+    def __init__(self, url: str, tokens: dict[str, str], db: Database, backend: str) -> None:
+        self.url = url
+        self.tokens = tokens
+        self.db = db
+        self.backend = backend
+        self.client = httpx.Client(base_url=url, timeout=30)
+
+    def request(self, method: str, path: str, *, token: str = "admin", **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers.setdefault("X-Auth-Token", self.tokens.get(token, token))
+        return self.client.request(method, "/v2" + path if not path.startswith("/v2") else path,
+                                   headers=headers, **kwargs)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, json=body, **kw)
+
+    def put(self, path: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.request("PUT", path, json=body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def wait_lb(self, lb_id: str, status: str = "ACTIVE", token: str = "admin", timeout: float = 20) -> dict:
+        """Poll until the load balancer reaches ``status`` (DELETED: 404)."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            response = self.get(f"/lbaas/loadbalancers/{lb_id}", token=token)
+            if status == "DELETED" and response.status_code == 404:
+                return {}
+            if response.status_code == 200:
+                last = response.json()["loadbalancer"]
+                if last["provisioning_status"] == status:
+                    return last
+            time.sleep(0.02)
+        raise AssertionError(f"load balancer {lb_id} did not reach {status}: {last}")
+
+    def create_lb(self, token: str = "admin", wait: bool = True, **fields: Any) -> dict:
+        body = {"vip_subnet_id": "test-subnet", **fields}
+        response = self.post("/lbaas/loadbalancers", {"loadbalancer": body}, token=token)
+        assert response.status_code == 201, response.text
+        lb = response.json()["loadbalancer"]
+        return self.wait_lb(lb["id"], token=token) if wait else lb
+
+
+def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None) -> tuple[Api, Any]:
+    token_file = os.path.join(tmp_dir, "tokens.json")
+    tokens = {"admin": create_token(token_file, "admin-project", "admin"),
+              "alice": create_token(token_file, "project-a", "member"),
+              "bob": create_token(token_file, "project-b", "member"),
+              "reader": create_token(token_file, "project-a", "reader")}
+    port = free_port()
+    overrides = {"api": {"bind_port": port, "token_file": token_file},
+                 "database": {"connection": db_url},
+                 "controller": {"noop_delay": 0.02},
+                 "vip_subnets": {"test-subnet": "127.0.64.0/18", "tiny": "127.0.200.0/30"}}
+    for section, values in (extra or {}).items():
+        overrides.setdefault(section, {}).update(values)
+    config = cfg.load(overrides=overrides)
+    state = api_state(config, Database(db_url))
+    server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "API server did not start"
+        time.sleep(0.02)
+    api = Api(f"http://127.0.0.1:{port}", tokens, state.db, backend)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+        for provider in state.providers.values():
+            provider.stop()
+        state.db.dispose()
+
+    return api, stop
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def api(request: pytest.FixtureRequest, temp_database: Any,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The API over real HTTP, on SQLite, PostgreSQL and MariaDB in turn."""
+    db = temp_database(request.param)
+    server, stop = start_api(db.url, str(tmp_path_factory.mktemp("api")), request.param)
+    yield server
+    stop()
+
+
+def dump(response: httpx.Response) -> str:
+    try:
+        return json.dumps(response.json(), indent=1)
+    except ValueError:
+        return response.text
