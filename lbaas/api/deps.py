@@ -22,11 +22,14 @@ from lbaas.vip import Subnets
 
 LOG = logging.getLogger(__name__)
 
-# Unique constraints, as a client should read them.
+# Unique constraints, as a client should read them.  Matched on the
+# constraint's name (PostgreSQL, MariaDB) or its columns (SQLite).
 CONSTRAINT_MESSAGES = {
-    "uq_listener_vip_port": "Another listener already uses this VIP address and protocol port.",
-    "uq_member_address_port": "Another member of this pool already uses this address and protocol port.",
-    "health_monitor_pool_id": "This pool already has a health monitor.",
+    ("uq_listener_vip_port", "listener.vip_address, listener.protocol_port"):
+        "Another listener already uses this VIP address and protocol port.",
+    ("uq_member_address_port", "member.pool_id, member.address, member.protocol_port"):
+        "Another member of this pool already uses this address and protocol port.",
+    ("health_monitor_pool_id", "health_monitor.pool_id"): "This pool already has a health monitor.",
 }
 
 
@@ -68,8 +71,8 @@ class State:
 
 def _integrity_message(exc: IntegrityError) -> str:
     text = str(exc.orig)
-    for name, message in CONSTRAINT_MESSAGES.items():
-        if name in text:
+    for names, message in CONSTRAINT_MESSAGES.items():
+        if any(name in text for name in names):
             return message
     if "UNIQUE" in text.upper() or "Duplicate" in text:
         return "The request conflicts with an existing object."
