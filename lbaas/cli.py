@@ -38,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # Subcommands may carry --config-file after their name too.
     try:
-        config = cfg.load([*args.config_file, *args.more_config_files])
-        return _run(args, config)
+        files = [*args.config_file, *args.more_config_files]
+        return _run(args, cfg.load(files), files)
     except (cfg.ConfigError, SchemaError) as exc:
         print(f"lbaas: {exc}", file=sys.stderr)
         return 2
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _run(args: argparse.Namespace, config: cfg.Config) -> int:
+def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
     from lbaas import service
     if args.command == "config-sample":
         print(cfg.sample())
@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace, config: cfg.Config) -> int:
         return service.run_device(config)
     if args.command == "all-in-one":
         from lbaas import allinone
-        return allinone.run(config, demo=args.demo)
+        return allinone.run(files, demo=args.demo)
     return 2
 
 

@@ -68,7 +68,8 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
     ),
     "controller": (
         Option("environments", "", "Environments (providers) this server serves, comma-separated; empty: none besides noop.", _list),
-        Option("default_provider", "noop", "Provider used when a load balancer names none."),
+        Option("default_provider", "", "Provider used when a load balancer names none (default: the first environment, else noop)."),
+        Option("noop_provider", False, "Offer the noop provider even when environments are configured.", _bool),
         Option("noop_delay", 0.05, "Seconds the noop provider waits before completing a change.", float),
         Option("agent_down_time", 30.0, "Seconds without a heartbeat after which an agent is dead.", float),
         Option("scheduler_policy", "least_loaded", "How a new load balancer picks among agents without tenant affinity: least_loaded or random."),
@@ -206,3 +207,13 @@ def sample() -> str:
               "#loopback = 127.0.100.0/24", "",
               "[device]", "# options of the agent's device driver (see README)", ""]
     return "\n".join(lines)
+
+
+def default_of(section: str, name: str) -> Any:
+    """The built-in default of one option."""
+    return next(o.default for o in OPTIONS[section] if o.name == name)
+
+
+def default_provider(config: Config) -> str:
+    """The provider of load balancers that name none."""
+    return config.controller.default_provider or next(iter(config.controller.environments), "noop")

@@ -10,11 +10,11 @@ from starlette.exceptions import HTTPException
 from lbaas import __version__
 from lbaas.api import errors
 from lbaas.api.deps import State
-from lbaas.api.routes import healthmonitors, listeners, loadbalancers, members, misc, pools, quotas
+from lbaas.api.routes import agents, healthmonitors, listeners, loadbalancers, members, misc, pools, quotas
+from lbaas.scheduler import Scheduler
 
 ROUTERS = (loadbalancers.router, listeners.router, pools.router, members.router,
-           healthmonitors.router, quotas.router, misc.router)
-EXTRA_ROUTERS: list = []   # the agents API registers itself here
+           healthmonitors.router, quotas.router, misc.router, agents.router)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -30,16 +30,18 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return errors.fault(400, f"Invalid input for {where}: {first.get('msg')}")
 
 
-def create_app(state: State) -> FastAPI:
+def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="lbaas", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
     app.state.lbaas = state
+    # The agents API judges liveness as the scheduler does.
+    app.state.scheduler = scheduler or Scheduler(state.config.controller.agent_down_time)
     app.add_exception_handler(errors.APIError, errors.handle_api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, errors.handle_unexpected)
     app.include_router(misc.root)
     for prefix in ("/v2", "/v2.0"):
-        for router in (*ROUTERS, *EXTRA_ROUTERS):
+        for router in ROUTERS:
             app.include_router(router, prefix=prefix)
     return app

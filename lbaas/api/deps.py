@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from lbaas.api import schemas
 from lbaas.api.auth import TOKEN_HEADER, Context, NoAuth, TokenStore
 from lbaas.api.errors import BadRequest, Conflict
-from lbaas.config import Config
+from lbaas.config import Config, default_provider
 from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db.session import Database
 from lbaas.vip import Subnets
@@ -42,7 +42,7 @@ class State:
     subnets: Subnets
 
     def provider(self, name: str | None) -> Provider:
-        name = name or self.config.controller.default_provider
+        name = name or default_provider(self.config)
         provider = self.providers.get(name)
         if provider is None:
             raise BadRequest(f"Provider '{name}' is not enabled; enabled: {', '.join(sorted(self.providers))}.")

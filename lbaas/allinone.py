@@ -1,0 +1,124 @@
+"""``lbaas all-in-one``: a server, two agents (host-a, host-b) and, where
+HAProxy is installed, a device service, in one process on SQLite and the
+in-memory broker.  Made for a first look and for development."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+from typing import Any
+
+from lbaas import config as cfg
+from lbaas import service
+from lbaas.api.auth import _read, create_token
+
+LOG = logging.getLogger(__name__)
+
+ENVIRONMENT = "default"
+VIP_SUBNET = ("loopback", "127.0.100.0/24")
+AGENT_HOSTS = ("host-a", "host-b")
+
+
+def settings(files: list[str]) -> cfg.Config:
+    """The configuration from ``files`` with the embedded defaults filled in."""
+    config = cfg.load(files)
+    state_dir = os.path.abspath(config.default.state_dir)
+    overrides: dict[str, dict[str, Any]] = {
+        "DEFAULT": {"transport_url": "memory://", "state_dir": state_dir},
+        "controller": {"environments": ENVIRONMENT},
+        "agent": {"environment_prefix": ENVIRONMENT},
+    }
+    if config.database.connection == cfg.default_of("database", "connection"):
+        overrides["database"] = {"connection": f"sqlite:///{state_dir}/lbaas.sqlite"}
+    if config.api.token_file == cfg.default_of("api", "token_file"):
+        overrides["api"] = {"token_file": os.path.join(state_dir, "tokens.json")}
+    if not config.vip_subnets:
+        overrides["vip_subnets"] = {VIP_SUBNET[0]: VIP_SUBNET[1]}
+    return cfg.load(files, overrides)
+
+
+def admin_token(path: str) -> str:
+    """The all-in-one's admin token, made on first start and kept."""
+    for token, entry in _read(path).items():
+        if "admin" in entry.get("roles", []) and entry.get("project_id") == "admin":
+            return token
+    return create_token(path, "admin", "admin")
+
+
+def run(files: list[str], demo: bool = False) -> int:
+    config = settings(files)
+    os.makedirs(config.default.state_dir, exist_ok=True)
+    db = service.Database(config.database.connection)
+    db.upgrade()
+    token = admin_token(config.api.token_file)
+    controller = service.Controller(config, db)
+    state = service.api_state(config, db, controller.providers)
+    controller.start()
+    device = start_device(config)
+    agents = start_agents(config, controller.broker, device)
+    url = f"http://{config.api.bind_host}:{config.api.bind_port}"
+    print(banner(url, token, config, device is not None), flush=True)
+    if demo:
+        from lbaas import demo as demo_module
+        threading.Thread(target=demo_module.run, args=(url, token), daemon=True).start()
+    try:
+        service.serve_api(state, controller.scheduler)
+    finally:
+        for agent in agents:
+            agent.stop()
+        controller.stop()
+    return 0
+
+
+def start_device(config: cfg.Config) -> dict[str, str] | None:
+    """Run the HAProxy device service in this process, if HAProxy is installed."""
+    if shutil.which("haproxy") is None:
+        LOG.warning("HAProxy is not installed: the agents use the noop driver (no traffic flows); "
+                    "'make run' installs it")
+        return None
+    from lbaas.device.service import start_in_thread
+    return start_in_thread(os.path.join(config.default.state_dir, "device"))
+
+
+def start_agents(config: cfg.Config, broker: Any, device: dict[str, str] | None) -> list[Any]:
+    agents = []
+    for host in AGENT_HOSTS:
+        agent = service.make_agent(config, broker, device or {}, host=host,
+                                   driver="haproxy" if device else "noop")
+        agent.start()
+        agents.append(agent)
+    return agents
+
+
+def banner(url: str, token: str, config: cfg.Config, haproxy: bool) -> str:
+    subnet = next(iter(config.vip_subnets))
+    return f"""
+lbaas all-in-one is serving {url}  (data plane: {"HAProxy" if haproxy else "noop, no traffic"})
+state: {config.default.state_dir}
+
+Talk to it with the openstack CLI: put this in ~/.config/openstack/clouds.yaml
+
+clouds:
+  lbaas:
+    auth_type: admin_token
+    auth:
+      token: {token}
+      endpoint: {url}
+    load_balancer_endpoint_override: {url}
+    network_endpoint_override: {url}
+
+then:
+  export OS_CLOUD=lbaas
+  openstack loadbalancer create --name lb1 --vip-subnet-id {subnet} --wait
+  openstack loadbalancer list
+
+or with curl:
+  curl -H 'X-Auth-Token: {token}' {url}/v2/lbaas/loadbalancers
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(run([]))

@@ -1,0 +1,21 @@
+"""Device drivers: one interface (``base.DeviceDriver``), one module each."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+DRIVERS = {
+    "noop": "lbaas.devices.noop:NoopDriver",
+    "haproxy": "lbaas.devices.haproxy:HAProxyDriver",
+    "bigip": "lbaas.devices.bigip:BigIPDriver",
+}
+
+
+def load(name: str, options: Mapping[str, str]):  # type: ignore[no-untyped-def]
+    """An instance of the driver called ``name``."""
+    try:
+        module_name, class_name = DRIVERS[name].split(":")
+    except KeyError:
+        raise ValueError(f"unknown device_driver {name!r}; known: {', '.join(DRIVERS)}") from None
+    return getattr(importlib.import_module(module_name), class_name)(options)

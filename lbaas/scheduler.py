@@ -1,0 +1,157 @@
+"""The tenant scheduler: which agent does the work for a load balancer.
+
+For an operation on load balancer X of project P in environment E:
+
+1. X is bound and its agent is active: that agent.
+2. X is bound and its agent is not: the binding stays; the work goes to an
+   active agent of the same environment and group, preferring one with
+   affinity for P, then the least loaded.  None: nobody (X stays pending).
+3. X is new: among active agents of E with capacity left, one with affinity
+   for P (least loaded first), else one chosen by policy (``least_loaded`` or
+   ``random``).  The binding is written in the caller's transaction, under a
+   per-project lock so two servers placing P's load balancers agree.
+
+"Active" is ``admin_state_up`` and a heartbeat newer than ``agent_down_time``
+by the database's clock.  Every query is indexed and bounded by the number
+of agents or by one project's bindings, never by all load balancers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import threading
+import time
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from lbaas.db import models as m
+
+LOG = logging.getLogger(__name__)
+
+POLICIES = ("least_loaded", "random")
+
+
+def db_now_expression(dialect: str):  # type: ignore[no-untyped-def]
+    """The database's current UTC time, as SQL."""
+    if dialect == "postgresql":
+        return func.timezone("UTC", func.now())
+    if dialect in ("mysql", "mariadb"):
+        return func.utc_timestamp()
+    return func.datetime("now")
+
+
+class DatabaseClock:
+    """The database's UTC clock, read once a minute and extrapolated
+    locally, so that liveness never depends on a host's clock."""
+
+    REFRESH = 60.0
+
+    def __init__(self) -> None:
+        self._offset: dt.timedelta | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
+
+    def now(self, session: Session) -> dt.datetime:
+        local = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        with self._lock:
+            if self._offset is None or time.monotonic() - self._read_at > self.REFRESH:
+                remote = session.scalar(select(db_now_expression(session.bind.dialect.name)))
+                if isinstance(remote, str):  # SQLite answers text
+                    remote = dt.datetime.fromisoformat(remote)
+                remote = remote.replace(tzinfo=None)
+                self._offset = remote - local
+                self._read_at = time.monotonic()
+            return local + self._offset
+
+
+class Scheduler:
+    def __init__(self, agent_down_time: float, policy: str = "least_loaded") -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"scheduler_policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        self.agent_down_time = agent_down_time
+        self.policy = policy
+        self.clock = DatabaseClock()
+
+    # --- liveness -------------------------------------------------------------
+
+    def cutoff(self, session: Session) -> dt.datetime:
+        return self.clock.now(session) - dt.timedelta(seconds=self.agent_down_time)
+
+    def is_active(self, session: Session, agent: m.Agent) -> bool:
+        return agent.admin_state_up and agent.heartbeat_at >= self.cutoff(session)
+
+    def active(self, session: Session, environment: str, group: int | None = None) -> Select:
+        """Active agents of an environment (and group), with capacity left."""
+        query = select(m.Agent).where(m.Agent.environment == environment,
+                                      m.Agent.admin_state_up.is_(True),
+                                      m.Agent.heartbeat_at >= self.cutoff(session),
+                                      m.Agent.capacity_score < 1.0)
+        if group is not None:
+            query = query.where(m.Agent.group == group)
+        return query
+
+    # --- decisions ------------------------------------------------------------
+
+    def place(self, session: Session, lb: m.LoadBalancer) -> m.Agent | None:
+        """Bind a new load balancer to an agent (rule 3); None if no agent is active."""
+        self._lock_project(session, lb.provider, lb.project_id)
+        agent = self._with_affinity(session, lb.provider, lb.project_id, None) or self._by_policy(session, lb.provider)
+        if agent is None:
+            return None
+        session.add(m.Binding(loadbalancer_id=lb.id, agent_id=agent.id, project_id=lb.project_id,
+                              environment=lb.provider))
+        session.execute(update(m.Agent).where(m.Agent.id == agent.id)
+                        .values(loadbalancer_count=m.Agent.loadbalancer_count + 1))
+        return agent
+
+    def route(self, session: Session, lb: m.LoadBalancer) -> m.Agent | None:
+        """The agent that does the next piece of work on ``lb`` (rules 1 and 2)."""
+        binding = session.get(m.Binding, lb.id)
+        if binding is None:
+            return self.place(session, lb)
+        bound = session.get(m.Agent, binding.agent_id)
+        if bound is not None and self.is_active(session, bound):
+            return bound
+        group = bound.group if bound is not None else None
+        peer = (self._with_affinity(session, binding.environment, lb.project_id, group)
+                or session.scalars(self.active(session, binding.environment, group)
+                                   .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first())
+        if peer is not None:
+            LOG.info("agent %s of load balancer %s is not active; %s takes the work",
+                     bound.host if bound else binding.agent_id, lb.id, peer.host)
+        return peer
+
+    def _with_affinity(self, session: Session, environment: str, project_id: str,
+                       group: int | None) -> m.Agent | None:
+        serving = select(m.Binding.agent_id).where(m.Binding.environment == environment,
+                                                   m.Binding.project_id == project_id)
+        return session.scalars(self.active(session, environment, group).where(m.Agent.id.in_(serving))
+                               .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first()
+
+    def _by_policy(self, session: Session, environment: str) -> m.Agent | None:
+        candidates = self.active(session, environment)
+        if self.policy == "random":
+            agents = list(session.scalars(candidates))
+            return random.choice(agents) if agents else None
+        return session.scalars(candidates.order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first()
+
+    @staticmethod
+    def _lock_project(session: Session, environment: str, project_id: str) -> None:
+        """Serialise placement per project: create the lock row if needed, then lock it."""
+        dialect = session.bind.dialect.name
+        values = {"environment": environment, "project_id": project_id}
+        if dialect == "postgresql":
+            stmt = pg_insert(m.ProjectLock).values(**values).on_conflict_do_nothing()
+        elif dialect in ("mysql", "mariadb"):
+            stmt = mysql_insert(m.ProjectLock).values(**values).prefix_with("IGNORE")
+        else:
+            stmt = sqlite_insert(m.ProjectLock).values(**values).on_conflict_do_nothing()
+        session.execute(stmt)
+        session.execute(select(m.ProjectLock).where(m.ProjectLock.environment == environment,
+                                                    m.ProjectLock.project_id == project_id).with_for_update())
