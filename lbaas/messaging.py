@@ -1,0 +1,526 @@
+"""RPC over AMQP with kombu: fire-and-forget casts, request/reply calls and
+competing consumers.
+
+Wire format: a JSON body ``{"method": str, "args": {...}}``; a reply is
+``{"result": ...}`` or ``{"error": {"type": str, "message": str}}``, matched
+to its call by the ``correlation_id`` property and routed by ``reply_to``.
+
+Threads: kombu connections are not thread-safe, so every consumer and the
+reply listener own a connection, and publishers borrow one from a pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
+from kombu.exceptions import OperationalError
+from kombu.messaging import Consumer as KombuConsumer
+
+from lbaas.constants import EXCHANGE, REPLY_EXCHANGE, REPLY_QUEUE_PREFIX
+
+__all__ = ["Broker", "CallTimeout", "Consumer", "Handler", "RemoteError", "Requeue", "safe_url"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[..., Any]
+
+_POLL = 0.05            # s a loop blocks in drain_events; bounds ack and stop latency
+_MEMORY_POLL = 0.01     # s between polls of the in-memory transport (it cannot block)
+_BACKOFF = (0.5, 10.0)  # first and largest reconnect/retry delay, s
+_STABLE = 10.0          # s a connection must have lived for the backoff to start over
+_SERVE_WAIT = 5.0       # s serve() waits for the first consume before returning anyway
+# The in-memory transport creates queues and exchanges with unlocked
+# check-then-set; two threads declaring the same one could lose messages.
+_MEMORY_DECLARE_LOCK = threading.Lock()
+
+
+class RemoteError(Exception):
+    """The peer's handler raised; ``exc_type`` and ``message`` describe it."""
+
+    def __init__(self, exc_type: str, message: str) -> None:
+        super().__init__(f"{exc_type}: {message}")
+        self.exc_type = exc_type
+        self.message = message
+
+
+class CallTimeout(Exception):
+    """No reply arrived within the call's timeout."""
+
+
+class Requeue(Exception):
+    """Raised by a handler to have its message redelivered later."""
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``****``; for logs. Must not raise."""
+    return re.sub(r"://([^:/@;,]*):[^@/]*@", r"://\1:****@", str(url))
+
+
+def _amqp_url(url: str) -> str:
+    # oslo-style configs say rabbit://; kombu knows the same thing as amqp://.
+    return "amqp://" + url[len("rabbit://"):] if url.startswith("rabbit://") else url
+
+
+def _backoff() -> Iterator[float]:
+    first, largest = _BACKOFF
+    return (min(first * 2 ** n, largest) for n in itertools.count())
+
+
+def _error(exc_type: str, message: str) -> dict[str, Any]:
+    return {"error": {"type": exc_type, "message": message}}
+
+
+def _parse_request(body: bytes | str) -> tuple[str, dict[str, Any]] | None:
+    """``(method, args)`` of a request body, or None if it is malformed."""
+    try:
+        request = json.loads(body)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(request, dict):
+        return None
+    method, args = request.get("method"), request.get("args", {})
+    if not isinstance(method, str) or not isinstance(args, dict):
+        return None
+    return method, args
+
+
+def _unpack_reply(body: bytes | str) -> Any:
+    """The result carried by a reply body; raises RemoteError for an error reply."""
+    try:
+        reply = json.loads(body)
+        if "result" in reply:
+            return reply["result"]
+        error = reply["error"]
+        raise RemoteError(str(error["type"]), str(error["message"]))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise RemoteError("MalformedReply", f"cannot read reply: {exc}") from None
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.release()
+    except Exception:  # a dead socket may fail to close; nothing is left to free
+        conn.collect()
+
+
+def _drain(queue: SimpleQueue[Any]) -> Iterator[Any]:
+    """What is in ``queue`` now, without waiting."""
+    while True:
+        try:
+            yield queue.get_nowait()
+        except Empty:
+            return
+
+
+def _poll(conn: Connection) -> None:
+    """Wait up to _POLL for deliveries and keep AMQP heartbeats flowing."""
+    try:
+        conn.drain_events(timeout=_POLL)
+    except TimeoutError:
+        pass
+    conn.heartbeat_check()
+
+
+class _ConnectionPool:
+    """Idle publishing connections; each is lent to one thread at a time."""
+
+    def __init__(self, factory: Callable[[], Connection]) -> None:
+        self._factory = factory
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def acquire(self) -> Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self._factory()
+
+    def release(self, conn: Connection) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(conn)
+                return
+        _close_quietly(conn)
+
+    def clear(self, *, close: bool = False) -> None:
+        """Close the idle connections; with ``close``, also those released later."""
+        with self._lock:
+            self._closed, idle, self._idle = self._closed or close, self._idle, []
+        for conn in idle:
+            _close_quietly(conn)
+
+
+class _Session:
+    """A daemon thread that runs ``session(conn)`` on fresh connections,
+    reconnecting with backoff, until ``stopping`` is set."""
+
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.broker = broker
+        self.name = name
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def session(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        delays = _backoff()
+        while not self.stopping.is_set():
+            conn, started = self.broker._connection(self.broker.heartbeat), time.monotonic()
+            try:
+                conn.ensure_connection(max_retries=0)
+                self.session(conn)
+            except Exception as exc:  # whatever broke, this thread must go on
+                if time.monotonic() - started > _STABLE:
+                    delays = _backoff()
+                delay, expected = next(delays), (OperationalError, *conn.connection_errors,
+                                                 *conn.channel_errors)
+                if not self.stopping.is_set():
+                    log.warning("%s: no connection to %s (%s); retrying in %.1f s", self.name, safe_url(
+                        self.broker.url), exc, delay, exc_info=not isinstance(exc, expected))
+                self.stopping.wait(delay)
+            finally:
+                _close_quietly(conn)
+
+
+class _ReplyListener(_Session):
+    """Consumes this Broker's reply queue and completes the waiting calls."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.queue_name = f"{REPLY_QUEUE_PREFIX}{uuid.uuid4().hex}"
+        super().__init__(broker, self.queue_name)
+        self.ready = threading.Event()  # set while the reply queue is consumed
+        self._waiters: dict[str, Future[bytes | str]] = {}  # dict ops are atomic
+
+    def expect(self, correlation_id: str) -> Future[bytes | str]:
+        future: Future[bytes | str] = Future()
+        self._waiters[correlation_id] = future
+        return future
+
+    def forget(self, correlation_id: str) -> None:
+        self._waiters.pop(correlation_id, None)
+
+    def session(self, conn: Connection) -> None:
+        channel = conn.channel()
+        queue = Queue(self.queue_name, self.broker._reply_exchange, routing_key=self.queue_name,
+                            exclusive=True, auto_delete=True, durable=False)
+        with self.broker._declaring():
+            consumer = KombuConsumer(channel, [queue], no_ack=True, on_message=self._on_reply)
+        consumer.consume()
+        self.ready.set()
+        try:
+            while not self.stopping.is_set():
+                _poll(conn)
+            queue(channel).delete()  # the in-memory transport never auto-deletes
+        finally:
+            self.ready.clear()
+
+    def _on_reply(self, message: Any) -> None:
+        future = self._waiters.pop(message.properties.get("correlation_id"), None)
+        if future is None:
+            log.debug("%s: dropping a reply nobody waits for", self.name)
+        else:
+            future.set_result(message.body)
+
+
+class Consumer(_Session):
+    """Serves requests from durable queues; made and started by Broker.serve().
+
+    The connection thread receives, acks and keeps heartbeats going while a
+    worker thread runs the handlers one at a time, in delivery order, so a
+    slow handler does not get the connection closed for missed heartbeats.
+    """
+
+    def __init__(self, broker: Broker, queues: Sequence[str], handlers: Mapping[str, Handler],
+                 prefetch: int, name: str) -> None:
+        super().__init__(broker, name or "consumer:" + ",".join(queues))
+        self._queues = [broker._queue(q) for q in queues]
+        self._handlers = dict(handlers)
+        self._prefetch = prefetch
+        self._inbox: SimpleQueue[Any] = SimpleQueue()              # delivered, not handled
+        self._outbox: SimpleQueue[tuple[Any, bool]] = SimpleQueue()  # handled: (message, requeue)
+        self._grace = 5.0
+        self.consuming = threading.Event()
+        self._worker = threading.Thread(target=self._work, name=f"{self.name}:worker", daemon=True)
+
+    def _start(self) -> None:
+        self._worker.start()
+        self.thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop consuming; waits up to about ``timeout`` for a running handler.
+        Unhandled prefetched messages go back to the queue. Idempotent."""
+        self._grace = timeout
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout + 1.0)
+        if self.thread.is_alive():
+            log.warning("%s: did not stop within %.1f s", self.name, timeout)
+
+    @property
+    def alive(self) -> bool:
+        """True while both the connection and the worker thread run."""
+        return self.thread.is_alive() and self._worker.is_alive()
+
+    def session(self, conn: Connection) -> None:
+        channel = conn.channel()
+        channel.basic_qos(0, self._prefetch, False)
+        with self.broker._declaring():
+            consumer = KombuConsumer(channel, self._queues, on_message=self._inbox.put,
+                                      on_decode_error=self._on_decode_error)
+        consumer.consume()
+        self.consuming.set()
+        try:
+            while not self.stopping.is_set():
+                self._settle(channel)
+                _poll(conn)
+        except Exception:
+            self._clear_inbox(None)  # the broker redelivers what this channel held
+            raise
+        self._worker.join(self._grace)
+        self._settle(channel)
+        self._clear_inbox(channel)
+
+    def _settle(self, channel: Any) -> None:
+        """Ack or requeue what the worker finished (only the connection thread may)."""
+        for message, requeue in _drain(self._outbox):
+            if message.channel is not channel:
+                continue  # received on a lost connection: the broker redelivers it
+            if requeue:
+                message.reject(requeue=True)
+            else:
+                message.ack()
+
+    def _clear_inbox(self, channel: Any) -> None:
+        # The in-memory transport drops unacked messages on close: hand them back.
+        for message in _drain(self._inbox):
+            if channel is not None and message.channel is channel:
+                message.reject(requeue=True)
+
+    def _on_decode_error(self, message: Any, exc: Exception) -> None:
+        log.warning("%s: dropping undecodable message: %s", self.name, exc)
+        message.ack()
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                message = self._inbox.get(timeout=_POLL)
+            except Empty:
+                continue
+            try:
+                requeue = self._handle(message)
+            except Exception:  # a bug here must not kill the worker
+                log.exception("%s: failed to process a message; dropping it", self.name)
+                requeue = False
+            self._outbox.put((message, requeue))
+
+    def _handle(self, message: Any) -> bool:
+        """Run the handler and send any reply; True means requeue the message."""
+        reply = self._dispatch(message)
+        if reply is None:
+            self.stopping.wait(self.broker._requeue_delay)  # do not spin on an outage
+            return True
+        reply_to = message.properties.get("reply_to")
+        if reply_to:
+            self.broker._reply(reply_to, message.properties.get("correlation_id"), reply)
+        return False
+
+    def _dispatch(self, message: Any) -> dict[str, Any] | None:
+        """The reply to ``message``, or None to requeue it."""
+        request = _parse_request(message.body)
+        if request is None:
+            log.warning("%s: dropping malformed message %.200r", self.name, message.body)
+            return _error("MalformedMessage", "body is not {'method': str, 'args': dict} JSON")
+        method, args = request
+        handler = self._handlers.get(method)
+        if handler is None:
+            log.warning("%s: no handler for method %r; dropping the message", self.name, method)
+            return _error("UnknownMethod", f"no handler for {method!r}")
+        try:
+            return {"result": handler(**args)}
+        except self.broker._requeue_on as exc:
+            log.warning("%s: %s will be retried: %r", self.name, method, exc)
+            return None
+        except Exception as exc:
+            log.exception("%s: handler for %r failed", self.name, method)
+            return _error(type(exc).__name__, str(exc))
+
+
+class Broker:
+    """Connections to one message broker, for casting, calling and serving.
+
+    ``url``: ``amqp://`` or ``rabbit://user:pass@host:5672/vhost``, or
+    ``memory://`` (kombu's in-process transport, shared by every Broker in
+    the process). Nothing connects until first used. ``retry_timeout``
+    bounds how long a publish retries across a broker outage;
+    ``requeue_delay`` is how long a message waits before it is requeued.
+    """
+
+    def __init__(self, url: str, *, heartbeat: float = 30.0,
+                 transient: tuple[type[BaseException], ...] = (),
+                 retry_timeout: float = 30.0, requeue_delay: float = 1.0) -> None:
+        self.url = _amqp_url(url)
+        self.heartbeat = heartbeat
+        self.transient = tuple(transient)
+        self._requeue_on: tuple[type[BaseException], ...] = (Requeue, *self.transient)
+        self._retry_timeout = retry_timeout
+        self._requeue_delay = requeue_delay
+        self._memory = self.url.startswith("memory://")
+        self._exchange = Exchange(EXCHANGE, "topic", durable=True)
+        self._reply_exchange = Exchange(REPLY_EXCHANGE, "direct", durable=True)
+        # Publishing connections run no loop that could answer heartbeats;
+        # publisher confirms with a timeout detect a dead one instead.
+        self._pool = _ConnectionPool(lambda: self._connection(0))
+        self._lock = threading.Lock()
+        self._consumers: list[Consumer] = []
+        self._listener: _ReplyListener | None = None
+        self._closed = False
+
+    def cast(self, queue: str, method: str, **args: Any) -> None:
+        """Send ``method(**args)`` to ``queue`` without waiting for it to run.
+
+        The queue is declared durable and the message persistent, so it waits
+        for a consumer. Raises kombu's OperationalError if the broker stays
+        unreachable for ``retry_timeout`` s, TypeError if ``args`` are not JSON.
+        """
+        self._check_open()
+        self._publish(self._exchange, queue, {"method": method, "args": args},
+                      declare=[self._queue(queue)], delivery_mode=2,
+                      deadline=time.monotonic() + self._retry_timeout)
+
+    def call(self, queue: str, method: str, *, timeout: float = 10.0, **args: Any) -> Any:
+        """Run ``method(**args)`` on a consumer of ``queue`` and return its result.
+
+        Raises RemoteError if the handler raised, CallTimeout if no reply came
+        within ``timeout`` s (never waits longer). Thread-safe. The request
+        expires in the queue after ``timeout``: nobody would read the answer.
+        """
+        self._check_open()
+        deadline = time.monotonic() + timeout
+        listener = self._replies()
+        correlation_id = uuid.uuid4().hex
+        future = listener.expect(correlation_id)
+        try:
+            if not listener.ready.wait(timeout):
+                raise TimeoutError
+            self._publish(self._exchange, queue, {"method": method, "args": args},
+                          declare=[self._queue(queue)], delivery_mode=1, deadline=deadline,
+                          reply_to=listener.queue_name, correlation_id=correlation_id,
+                          expiration=timeout)
+            body = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except (TimeoutError, OperationalError):
+            raise CallTimeout(f"no reply from {queue} to {method!r} within {float(timeout)} s") from None
+        finally:
+            listener.forget(correlation_id)
+        return _unpack_reply(body)
+
+    def serve(self, queues: Sequence[str], handlers: Mapping[str, Handler], *,
+              prefetch: int = 16, name: str = "") -> Consumer:
+        """Start a daemon Consumer running ``handlers[method](**args)`` for
+        messages on ``queues``; returns once it consumes (or after a few
+        seconds if the broker is down: it keeps trying in the background)."""
+        self._check_open()
+        consumer = Consumer(self, queues, handlers, prefetch, name)
+        with self._lock:
+            self._consumers.append(consumer)
+        consumer._start()
+        consumer.consuming.wait(_SERVE_WAIT)
+        return consumer
+
+    def close(self) -> None:
+        """Stop consumers and the reply listener and close connections. Idempotent."""
+        with self._lock:
+            self._closed = True
+            consumers, self._consumers = self._consumers, []
+            listener, self._listener = self._listener, None
+        for consumer in consumers:
+            consumer.stop()
+        if listener is not None:
+            listener.stopping.set()
+            listener.thread.join(5.0)
+        self._pool.clear(close=True)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("Broker is closed")
+
+    def _connection(self, heartbeat: float) -> Connection:
+        options = {"polling_interval": _MEMORY_POLL} if self._memory else {"confirm_publish": True}
+        return Connection(self.url, heartbeat=heartbeat, transport_options=options)
+
+    def _declaring(self) -> contextlib.AbstractContextManager[Any]:
+        return _MEMORY_DECLARE_LOCK if self._memory else contextlib.nullcontext()
+
+    def _queue(self, name: str) -> Queue:
+        return Queue(name, self._exchange, routing_key=name, durable=True)
+
+    def _replies(self) -> _ReplyListener:
+        with self._lock:
+            if self._listener is None:
+                self._listener = _ReplyListener(self)
+                self._listener.thread.start()
+            return self._listener
+
+    def _reply(self, reply_to: str, correlation_id: str | None, reply: dict[str, Any]) -> None:
+        """Publish ``reply`` to a caller. Must not raise: the caller times out instead."""
+        try:
+            json.dumps(reply)
+        except (TypeError, ValueError) as exc:
+            reply = _error("TypeError", f"result is not JSON-serialisable: {exc}")
+        try:
+            self._publish(self._reply_exchange, reply_to, reply, declare=[self._reply_exchange],
+                          delivery_mode=1, deadline=time.monotonic() + self._retry_timeout,
+                          correlation_id=correlation_id)
+        except Exception:
+            log.exception("cannot send reply to %s", reply_to)
+
+    def _publish(self, exchange: Exchange, routing_key: str, payload: dict[str, Any], *,
+                 deadline: float, declare: list[Any], **properties: Any) -> None:
+        """Publish one message, retrying with backoff on connection loss until
+        ``deadline``, then raising OperationalError."""
+        body = json.dumps(payload)
+        delays = itertools.chain([0.0], _backoff())  # a stale pooled connection: retry at once
+        while True:
+            conn = self._pool.acquire()
+            try:
+                self._publish_once(conn, exchange, routing_key, body, deadline, declare, properties)
+            except Exception as exc:
+                _close_quietly(conn)  # its channel state is unknown now
+                retryable = (OperationalError, *conn.recoverable_connection_errors,
+                             *conn.recoverable_channel_errors)
+                if not isinstance(exc, retryable):
+                    raise
+                self._pool.clear()  # the broker went away: the idle connections are dead too
+                delay = next(delays)
+                if time.monotonic() + delay >= deadline:
+                    raise OperationalError(f"cannot publish to {routing_key} on "
+                                           f"{safe_url(self.url)}: {exc}") from exc
+                log.warning("publish to %s failed (%s); retrying in %.1f s", routing_key, exc, delay)
+                time.sleep(delay)
+            else:
+                self._pool.release(conn)
+                return
+
+    def _publish_once(self, conn: Connection, exchange: Exchange, routing_key: str,
+                      body: str, deadline: float, declare: list[Any], properties: dict[str, Any]) -> None:
+        conn.ensure_connection(max_retries=0)
+        wait = max(deadline - time.monotonic(), 0.1)
+        with self._declaring():
+            conn.Producer().publish(body, exchange=exchange, routing_key=routing_key,
+                                    content_type="application/json", content_encoding="utf-8",
+                                    declare=declare, timeout=wait, confirm_timeout=wait,
+                                    **properties)

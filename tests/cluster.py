@@ -1,0 +1,207 @@
+"""A real cluster on this machine: ``lbaas server`` and ``lbaas agent``
+processes on PostgreSQL and RabbitMQ, each with its own database and vhost.
+Used by the multi-process tests and by the benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from lbaas.api.auth import create_token
+from lbaas.db.session import Database
+
+RABBIT = os.environ.get("LBAAS_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672")
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Cluster:
+    """Servers and agents as separate processes; killed and restarted at will."""
+
+    def __init__(self, workdir: str, db_url: str, environment: str = "cluster", *,
+                 agent_down_time: float = 4.0, report_interval: float = 1.0, pending_timeout: float = 3.0,
+                 pending_max_age: float = 120.0, device_options: dict[str, str] | None = None,
+                 device_driver: str = "noop", extra: str = "") -> None:
+        self.workdir = workdir
+        self.environment = environment
+        self.vhost = f"lbaas-test-{uuid.uuid4().hex[:8]}"
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        self.transport_url = f"{RABBIT}/{self.vhost}"
+        self.db_url = db_url
+        Database(db_url).upgrade()
+        self.token_file = os.path.join(workdir, "tokens.json")
+        self.token = create_token(self.token_file, "admin", "admin")
+        self.tokens = {"admin": self.token,
+                       **{p: create_token(self.token_file, p, "member") for p in ("p1", "p2", "p3", "p4")}}
+        self.agent_down_time = agent_down_time
+        self.report_interval = report_interval
+        self.pending_timeout = pending_timeout
+        self.pending_max_age = pending_max_age
+        self.device_options = device_options or {}
+        self.device_driver = device_driver
+        self.extra = extra
+        self.servers: dict[str, dict[str, Any]] = {}
+        self.agents: dict[str, subprocess.Popen] = {}
+
+    # --- configuration files ----------------------------------------------------
+
+    def _common(self) -> str:
+        return f"""[DEFAULT]
+transport_url = {self.transport_url}
+debug = false
+
+[controller]
+environments = {self.environment}
+agent_down_time = {self.agent_down_time}
+pending_timeout = {self.pending_timeout}
+pending_max_age = {self.pending_max_age}
+sweep_interval = 1
+rpc_timeout = 5
+"""
+
+    def _write(self, name: str, text: str) -> str:
+        path = os.path.join(self.workdir, name)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return path
+
+    # --- processes --------------------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
+        return subprocess.Popen([sys.executable, "-m", "lbaas.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def start_server(self, name: str, port: int | None = None) -> str:
+        port = port or self.servers.get(name, {}).get("port") or free_port()
+        path = self._write(f"{name}.ini", self._common() + f"""
+[api]
+bind_port = {port}
+token_file = {self.token_file}
+
+[database]
+connection = {self.db_url}
+
+[vip_subnets]
+cluster = 127.0.128.0/17
+{self.extra}
+""")
+        proc = self._spawn(name, ["server", "--config-file", path])
+        url = f"http://127.0.0.1:{port}"
+        self.servers[name] = {"proc": proc, "port": port, "url": url}
+        self._wait(lambda: httpx.get(url + "/", timeout=1).status_code == 200, f"server {name}", proc)
+        return url
+
+    def start_agent(self, host: str) -> None:
+        device = "\n".join(f"{k} = {v}" for k, v in self.device_options.items())
+        path = self._write(f"agent-{host}.ini", self._common() + f"""
+[agent]
+host = {host}
+environment_prefix = {self.environment}
+report_interval = {self.report_interval}
+stats_interval = 2
+resync_interval = 30
+device_driver = {self.device_driver}
+
+[device]
+{device}
+""")
+        self.agents[host] = self._spawn(f"agent-{host}", ["agent", "--config-file", path])
+
+    def kill_agent(self, host: str) -> None:
+        self._kill(self.agents.pop(host))
+
+    def kill_server(self, name: str) -> None:
+        self._kill(self.servers[name]["proc"])
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+    def _wait(self, check: Any, what: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"{what} exited with {proc.returncode}; see {self.workdir}")
+            try:
+                if check():
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{what} not ready after {timeout} s; logs in {self.workdir}")
+
+    # --- API helpers ------------------------------------------------------------
+
+    def url(self, name: str | None = None) -> str:
+        if name is None:
+            name = next(n for n, s in self.servers.items() if s["proc"].poll() is None)
+        return self.servers[name]["url"]
+
+    def client(self, name: str | None = None, token: str = "admin") -> httpx.Client:
+        return httpx.Client(base_url=self.url(name), headers={"X-Auth-Token": self.tokens.get(token, token)},
+                            timeout=30)
+
+    def agents_alive(self) -> dict[str, bool]:
+        with self.client() as client:
+            return {a["host"]: a["alive"] for a in client.get("/v2.0/agents").json()["agents"]}
+
+    def wait_agents(self, hosts: list[str], alive: bool = True, timeout: float = 30) -> None:
+        self._wait(lambda: all(self.agents_alive().get(h) is alive for h in hosts),
+                   f"agents {hosts} alive={alive}", timeout=timeout)
+
+    def hosting_agent(self, lb_id: str) -> str:
+        with self.client() as client:
+            return client.get(f"/v2.0/lbaas/loadbalancers/{lb_id}/loadbalancer-hosting-agent").json()["agent"]["host"]
+
+    def stop(self) -> None:
+        for proc in [*self.agents.values(), *(s["proc"] for s in self.servers.values())]:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in [*self.agents.values(), *(s["proc"] for s in self.servers.values())]:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            rabbitmqctl("delete_vhost", self.vhost)
+        except subprocess.SubprocessError:
+            pass
+
+
+def wait_lb(client: httpx.Client, lb_id: str, status: str = "ACTIVE", timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            response = client.get(f"/v2/lbaas/loadbalancers/{lb_id}")
+        except httpx.HTTPError:
+            time.sleep(0.2)
+            continue
+        if status == "DELETED" and response.status_code == 404:
+            return {}
+        if response.status_code == 200:
+            last = response.json()["loadbalancer"]
+            if last["provisioning_status"] == status:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"load balancer {lb_id} did not reach {status}: {last}")
