@@ -48,7 +48,7 @@ def admin_token(path: str) -> str:
     return create_token(path, "admin", "admin")
 
 
-def run(files: list[str], demo: bool = False) -> int:
+def run(files: list[str], demo: bool = False, data_plane: str = "auto") -> int:
     config = settings(files)
     os.makedirs(config.default.state_dir, exist_ok=True)
     db = service.Database(config.database.connection)
@@ -57,7 +57,10 @@ def run(files: list[str], demo: bool = False) -> int:
     controller = service.Controller(config, db)
     state = service.api_state(config, db, controller.providers)
     controller.start()
-    device = start_device(config)
+    device = start_device(config) if data_plane != "noop" else None
+    if data_plane == "haproxy" and device is None:
+        print("lbaas all-in-one: --data-plane haproxy, but HAProxy is not installed", file=sys.stderr)
+        return 3
     agents = start_agents(config, controller.broker, device)
     url = f"http://{config.api.bind_host}:{config.api.bind_port}"
     print(banner(url, token, config, device is not None), flush=True)

@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     add("device", "run the HAProxy device service")
     aio = add("all-in-one", "server, two agents and a device in one process (SQLite, memory://)")
     aio.add_argument("--demo", action="store_true", help="create a demo load balancer with two back ends")
+    aio.add_argument("--data-plane", choices=["auto", "haproxy", "noop"], default="auto",
+                     help="auto: HAProxy when installed, else noop (default)")
     db = add("db", "database schema")
     db.add_argument("action", choices=["upgrade", "current"])
     token = add("token", "API tokens")
@@ -72,7 +74,7 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
         return service.run_device(config)
     if args.command == "all-in-one":
         from lbaas import allinone
-        return allinone.run(files, demo=args.demo)
+        return allinone.run(files, demo=args.demo, data_plane=args.data_plane)
     return 2
 
 
