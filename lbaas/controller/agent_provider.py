@@ -8,11 +8,16 @@ peer) and casts "converge X at revision R" to that agent's queue.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.controller.provider import Provider
+from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db import models as m
 from lbaas.db.session import Database
 from lbaas.messaging import Broker
@@ -22,6 +27,14 @@ LOG = logging.getLogger(__name__)
 
 WAITING = "waiting for an active agent in environment {env}"
 
+# Which request field each reported capability list limits, per kind.
+CAPABILITY_FIELDS = {
+    "listener": (("protocol", "protocols"),),
+    "pool": (("protocol", "protocols"), ("lb_algorithm", "lb_algorithms")),
+    "healthmonitor": (("type", "health_monitors"),),
+}
+CAPABILITY_TTL = 10.0
+
 
 class AgentProvider(Provider):
     def __init__(self, environment: str, db: Database, broker: Broker, scheduler: Scheduler) -> None:
@@ -30,6 +43,39 @@ class AgentProvider(Provider):
         self.db = db
         self.broker = broker
         self.scheduler = scheduler
+        self._cache: tuple[float, dict[str, list[str]]] = (-CAPABILITY_TTL, {})
+        self._cache_lock = threading.Lock()
+
+    def validate(self, kind: str, fields: Mapping[str, Any]) -> None:
+        """Refuse what the environment's devices cannot do, as their agents report it."""
+        capabilities = self.capabilities()
+        if not capabilities:
+            return
+        for field, key in CAPABILITY_FIELDS.get(kind, ()):
+            value = fields.get(field)
+            if value is not None and key in capabilities and value not in capabilities[key]:
+                raise Unsupported(f"{kind} {field} {value}; supported: {', '.join(capabilities[key])}")
+        persistence = fields.get("session_persistence") or {}
+        supported = capabilities.get("session_persistence")
+        if persistence and supported is not None and persistence.get("type") not in supported:
+            raise Unsupported(f"session persistence {persistence.get('type')}; supported: {', '.join(supported)}")
+
+    def capabilities(self) -> dict[str, list[str]]:
+        """What every agent of the environment can do (the intersection), cached briefly."""
+        with self._cache_lock:
+            stamp, cached = self._cache
+            if time.monotonic() - stamp < CAPABILITY_TTL:
+                return cached
+        with self.db.reading() as session:
+            reports = [conf.get("capabilities") for conf in session.scalars(
+                select(m.Agent.configurations).where(m.Agent.environment == self.name))]
+        merged: dict[str, list[str]] = {}
+        for report in filter(None, reports):
+            for key, values in report.items():
+                merged[key] = [v for v in merged.get(key, values) if v in values]
+        with self._cache_lock:
+            self._cache = (time.monotonic(), merged)
+        return merged
 
     def placed(self, session: Session, lb: m.LoadBalancer) -> None:
         if self.scheduler.place(session, lb) is None:
