@@ -58,6 +58,8 @@ def loadbalancer(lb: m.LoadBalancer, related: dict[str, Any]) -> dict[str, Any]:
         "availability_zone": lb.availability_zone,
         "listeners": _ids(related.get("listeners", [])),
         "pools": _ids(related.get("pools", [])),
+        # Not in Octavia: why a load balancer is in ERROR or still waiting.
+        "status_reason": lb.status_reason,
     })
     return doc
 
