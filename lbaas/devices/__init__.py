@@ -8,7 +8,6 @@ from collections.abc import Mapping
 DRIVERS = {
     "noop": "lbaas.devices.noop:NoopDriver",
     "haproxy": "lbaas.devices.haproxy:HAProxyDriver",
-    "bigip": "lbaas.devices.bigip:BigIPDriver",
 }
 
 
