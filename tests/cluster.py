@@ -188,12 +188,14 @@ device_driver = {self.device_driver}
             pass
 
 
-def wait_lb(client: httpx.Client, lb_id: str, status: str = "ACTIVE", timeout: float = 60) -> dict:
+def wait_lb(client: httpx.Client, lb_id: str, status: str = "ACTIVE", timeout: float = 60,
+            headers: dict[str, str] | None = None) -> dict:
+    """Poll until the load balancer reaches ``status`` (DELETED: 404)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         try:
-            response = client.get(f"/v2/lbaas/loadbalancers/{lb_id}")
+            response = client.get(f"/v2/lbaas/loadbalancers/{lb_id}", headers=headers)
         except httpx.HTTPError:
             time.sleep(0.2)
             continue
@@ -203,5 +205,5 @@ def wait_lb(client: httpx.Client, lb_id: str, status: str = "ACTIVE", timeout: f
             last = response.json()["loadbalancer"]
             if last["provisioning_status"] == status:
                 return last
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise AssertionError(f"load balancer {lb_id} did not reach {status}: {last}")

@@ -117,18 +117,8 @@ class Api:
 
     def wait_lb(self, lb_id: str, status: str = "ACTIVE", token: str = "admin", timeout: float = 20) -> dict:
         """Poll until the load balancer reaches ``status`` (DELETED: 404)."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while time.monotonic() < deadline:
-            response = self.get(f"/lbaas/loadbalancers/{lb_id}", token=token)
-            if status == "DELETED" and response.status_code == 404:
-                return {}
-            if response.status_code == 200:
-                last = response.json()["loadbalancer"]
-                if last["provisioning_status"] == status:
-                    return last
-            time.sleep(0.02)
-        raise AssertionError(f"load balancer {lb_id} did not reach {status}: {last}")
+        from tests.cluster import wait_lb
+        return wait_lb(self.client, lb_id, status, timeout, headers={"X-Auth-Token": self.tokens[token]})
 
     def create_lb(self, token: str = "admin", wait: bool = True, **fields: Any) -> dict:
         body = {"vip_subnet_id": "test-subnet", **fields}
