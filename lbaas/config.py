@@ -77,6 +77,7 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("pending_max_age", 300.0, "Seconds after which a still PENDING change goes to ERROR.", float),
         Option("sweep_interval", 5.0, "Seconds between periodic sweeps.", float),
         Option("rpc_timeout", 10.0, "Seconds an RPC call waits for its reply.", float),
+        Option("workers", 4, "Consumers of the controller queues in this server (handlers run in parallel).", int),
     ),
     "agent": (
         Option("host", socket.gethostname(), "This agent's host name; unique per environment."),
@@ -87,6 +88,7 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("stats_interval", 10.0, "Seconds between statistics reports.", float),
         Option("device_driver", "noop", "Device driver: noop, haproxy or bigip."),
         Option("max_loadbalancers", 0, "Capacity: load balancers this agent takes; 0 is unlimited.", int),
+        Option("workers", 4, "Load balancers this agent converges in parallel.", int),
     ),
 }
 

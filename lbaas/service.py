@@ -89,18 +89,20 @@ class Controller:
         self.handlers = ControllerHandlers(db, self.scheduler)
         self.sweeper = Sweeper(db, self.scheduler, self.providers, ctl.pending_timeout,
                                ctl.pending_max_age, ctl.sweep_interval)
-        self.consumer = None
+        self.workers = ctl.workers
+        self.consumers: list = []
 
     def start(self) -> None:
         if self.environments:
             queues = [controller_queue(env) for env in self.environments]
-            self.consumer = self.broker.serve(queues, self.handlers.handlers(), name="controller")
+            self.consumers = [self.broker.serve(queues, self.handlers.handlers(), name=f"controller-{i}")
+                              for i in range(self.workers)]
         self.sweeper.start()
 
     def stop(self) -> None:
         self.sweeper.stop()
-        if self.consumer is not None:
-            self.consumer.stop()
+        for consumer in self.consumers:
+            consumer.stop()
         for provider in self.providers.values():
             provider.stop()
         self.broker.close()
@@ -138,7 +140,8 @@ def agent_settings(config: Config, host: str | None = None) -> "AgentSettings":
     a = config.agent
     return AgentSettings(host=host or a.host, environment=a.environment_prefix, group=a.environment_group_number,
                          report_interval=a.report_interval, resync_interval=a.resync_interval,
-                         stats_interval=a.stats_interval, rpc_timeout=config.controller.rpc_timeout)
+                         stats_interval=a.stats_interval, rpc_timeout=config.controller.rpc_timeout,
+                         workers=a.workers)
 
 
 def make_agent(config: Config, broker: "Broker | None" = None, driver_options: dict | None = None,

@@ -24,7 +24,8 @@ class AgentSettings:
     """The agent's slice of the configuration."""
 
     def __init__(self, host: str, environment: str, group: int = 1, report_interval: float = 10.0,
-                 resync_interval: float = 300.0, stats_interval: float = 10.0, rpc_timeout: float = 10.0) -> None:
+                 resync_interval: float = 300.0, stats_interval: float = 10.0, rpc_timeout: float = 10.0,
+                 workers: int = 4) -> None:
         self.host = host
         self.environment = environment
         self.group = group
@@ -32,6 +33,7 @@ class AgentSettings:
         self.resync_interval = resync_interval
         self.stats_interval = stats_interval
         self.rpc_timeout = rpc_timeout
+        self.workers = workers
 
 
 class Agent:
@@ -43,7 +45,7 @@ class Agent:
         self.queue = c.agent_queue(settings.environment, settings.host)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._consumer: Any = None
+        self._consumers: list[Any] = []
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self.inventory: dict[str, Any] = {}
@@ -55,7 +57,11 @@ class Agent:
         """Verify the device (raises DeviceNotReady), then start serving."""
         self.inventory = self.driver.verify()
         self.report_state(start_flag=True)
-        self._consumer = self.broker.serve([self.queue], {"converge": self.converge}, name=f"agent-{self.settings.host}")
+        # Several consumers on the one queue: load balancers converge in
+        # parallel, while the per-load-balancer lock keeps each one serial.
+        self._consumers = [self.broker.serve([self.queue], {"converge": self.converge},
+                                             name=f"agent-{self.settings.host}-{i}")
+                           for i in range(max(1, self.settings.workers))]
         for name, interval, job in (("heartbeat", self.settings.report_interval, self.report_state),
                                     ("resync", self.settings.resync_interval, self.resync),
                                     ("stats", self.settings.stats_interval, self.report_stats)):
@@ -67,8 +73,8 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._consumer is not None:
-            self._consumer.stop()
+        for consumer in self._consumers:
+            consumer.stop()
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -104,9 +110,11 @@ class Agent:
 
     def converge(self, loadbalancer_id: str, revision: int | None = None) -> None:
         """Make the device match the server's desired state of one load balancer."""
-        desired = self.broker.call(self.controller, "get_loadbalancer", loadbalancer_id=loadbalancer_id,
-                                   timeout=self.settings.rpc_timeout)
+        # Fetch under the lock: two converges of one load balancer must not
+        # apply an older desired state after a newer one.
         with self._lock(loadbalancer_id):
+            desired = self.broker.call(self.controller, "get_loadbalancer", loadbalancer_id=loadbalancer_id,
+                                       timeout=self.settings.rpc_timeout)
             self._apply(desired)
 
     def _apply(self, desired: dict[str, Any]) -> None:
