@@ -93,3 +93,35 @@ API_VERSION: Final = "v2.0"
 API_MIN_VERSION: Final = "2.0"
 API_MAX_VERSION: Final = "2.27"
 DEFAULT_PAGE_LIMIT: Final = 1000
+
+# --- device ---------------------------------------------------------------------
+# The HAProxy data plane ("device") and its agent-side driver.
+DEVICE_AUTH_HEADER: Final = "X-Auth-Token"
+DEVICE_DEFAULT_PORT: Final = 9443
+DEVICE_DEFAULT_STATE_DIR: Final = "/var/lib/lbaas-device"
+DEVICE_MIN_HAPROXY_VERSION: Final = (2, 4)
+# What one device can serve; UDP/SCTP and TLS termination need more than HAProxy 2.6 + this template.
+DEVICE_LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP)
+DEVICE_POOL_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_PROXY,
+                                PROTOCOL_PROXYV2)
+DEVICE_LB_ALGORITHMS: Final = ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP")
+DEVICE_SESSION_PERSISTENCE_TYPES: Final = SESSION_PERSISTENCE_TYPES
+DEVICE_HEALTH_MONITOR_TYPES: Final = ("HTTP", "HTTPS", "TCP", "PING", "TLS-HELLO")
+# The least a device must offer before an agent uses it (HAProxyDriver.verify()).
+DEVICE_REQUIRED_CAPABILITIES: Final = {
+    "protocols": (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_PROXY),
+    "lb_algorithms": ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP"),
+    "session_persistence": SESSION_PERSISTENCE_TYPES,
+    "health_monitors": ("HTTP", "HTTPS", "TCP", "PING"),
+}
+# How PUT /loadbalancers/{id} reached the desired state.
+APPLIED_STARTED: Final = "started"
+APPLIED_RELOADED: Final = "reloaded"
+APPLIED_RUNTIME: Final = "runtime"
+APPLIED_UNCHANGED: Final = "unchanged"
+DEVICE_HTTP_COOKIE_NAME: Final = "SRV"
+DEVICE_PERSISTENCE_TIMEOUT_MS: Final = 30 * 60 * 1000
+DEVICE_STICK_TABLE_SIZE: Final = "10k"
+# Old HAProxy workers keep draining long connections after a reload at most this long (or the
+# longest listener data timeout when that is longer).
+DEVICE_MIN_HARD_STOP_AFTER_MS: Final = 60 * 1000

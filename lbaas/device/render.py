@@ -1,0 +1,218 @@
+"""From a validated desired state to haproxy.cfg text, and the runtime-only change set.
+
+Names in the configuration come from the ids only (``listener_<id>``, ``pool_<id>``,
+``member_<id>``): user-chosen names never reach haproxy.cfg, and the same object always has
+the same name, which the server state file and runtime commands rely on.
+"""
+
+import copy
+import ipaddress
+from collections.abc import Iterable
+from pathlib import Path
+
+import jinja2
+
+from lbaas import constants as c
+from lbaas.device.schema import pool_mode
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,  # haproxy.cfg, not HTML; inputs are pattern-checked in schema.py
+)
+TEMPLATE_NAME = "haproxy.cfg.j2"
+
+_BALANCE = {"ROUND_ROBIN": "roundrobin", "LEAST_CONNECTIONS": "leastconn",
+            "SOURCE_IP": "source"}
+_SEND_PROXY = {c.PROTOCOL_PROXY: "send-proxy", c.PROTOCOL_PROXYV2: "send-proxy-v2"}
+
+
+def frontend_name(listener_id: str) -> str:
+    """The HAProxy frontend of a listener."""
+    return f"listener_{listener_id}"
+
+
+def backend_name(pool_id: str) -> str:
+    """The HAProxy backend of a pool."""
+    return f"pool_{pool_id}"
+
+
+def server_name(member_id: str) -> str:
+    """The HAProxy server of a member (also its HTTP_COOKIE value)."""
+    return f"member_{member_id}"
+
+
+def render(desired: dict, stats_socket: str, server_state_file: str,
+           transparent: bool = False) -> str:
+    """The haproxy.cfg text for ``desired`` (validated by ``schema.validate``).
+
+    ``transparent`` adds the bind option of that name, which lets a listener bind its VIP
+    before the address is on the host (a standby device; Linux falls back to IP_FREEBIND
+    when IP_TRANSPARENT needs privileges HAProxy lacks).
+    Deterministic: the same desired state (ignoring names, project and revision) always
+    gives the same text, so equal text means nothing to do.
+    """
+    context = _context(desired, stats_socket, server_state_file)
+    context["bind_options"] = " transparent" if transparent else ""
+    return _ENV.get_template(TEMPLATE_NAME).render(context)
+
+
+def with_runtime_values(new: dict, old: dict) -> dict:
+    """``new`` with every member's weight and admin state taken from ``old`` where it exists.
+
+    If this renders to the running configuration, ``new`` differs from it only in what the
+    runtime API can change without a reload.
+    """
+    probe = copy.deepcopy(new)
+    old_members = dict(_members(old))
+    for key, member in _members(probe):
+        if key in old_members:
+            member["weight"] = old_members[key]["weight"]
+            member["admin_state_up"] = old_members[key]["admin_state_up"]
+    return probe
+
+
+def runtime_commands(old: dict, new: dict) -> list[str]:
+    """Stats-socket commands that move the members of ``old`` to the weights and admin
+    states of ``new`` (only members present in both are considered)."""
+    old_members = dict(_members(old))
+    commands = []
+    for (pool_id, member_id), member in _members(new):
+        before = old_members.get((pool_id, member_id))
+        if before is None:
+            continue
+        target = f"{backend_name(pool_id)}/{server_name(member_id)}"
+        if member["weight"] != before["weight"]:
+            commands.append(f"set server {target} weight {member['weight']}")
+        if member["admin_state_up"] != before["admin_state_up"]:
+            state = "ready" if member["admin_state_up"] else "maint"
+            commands.append(f"set server {target} state {state}")
+    return commands
+
+
+def expect_regex(expected_codes: str) -> str | None:
+    """An anchored regex matching the codes of ``expected_codes`` ("200-204,301"), or None
+    when it is a single code (rendered as ``expect status``).
+
+    Codes are grouped by their first two digits so a wide range stays well under HAProxy's
+    line length limit.
+    """
+    codes = sorted(_expand_codes(expected_codes))
+    if len(codes) == 1:
+        return None
+    tens: dict[str, list[str]] = {}
+    for code in codes:
+        tens.setdefault(str(code)[:2], []).append(str(code)[2])
+    parts = []
+    for hundred in sorted({prefix[0] for prefix in tens}):
+        prefixes = [p for p in tens if p[0] == hundred]
+        if len(prefixes) == 10 and all(len(tens[p]) == 10 for p in prefixes):
+            parts.append(f"{hundred}[0-9][0-9]")
+            continue
+        parts.extend(_digit_class(p, tens[p]) for p in prefixes)
+    return "^(" + "|".join(parts) + ")$"
+
+
+def _digit_class(prefix: str, units: list[str]) -> str:
+    if len(units) == 10:
+        return f"{prefix}[0-9]"
+    if len(units) == 1:
+        return prefix + units[0]
+    return f"{prefix}[{''.join(units)}]"
+
+
+# --- context -----------------------------------------------------------------------------
+
+def _context(desired: dict, stats_socket: str, server_state_file: str) -> dict:
+    listeners = desired["listeners"]
+    data_timeouts = [ln[k] for ln in listeners
+                     for k in ("timeout_client_data", "timeout_member_data")]
+    return {
+        "lb_id": desired["id"],
+        "stats_socket": stats_socket,
+        "server_state_file": server_state_file,
+        "hard_stop_after_ms": max([c.DEVICE_MIN_HARD_STOP_AFTER_MS, *data_timeouts]),
+        "default_timeout_connect_ms": c.DEFAULT_TIMEOUT_MEMBER_CONNECT,
+        "default_timeout_client_ms": c.DEFAULT_TIMEOUT_CLIENT_DATA,
+        "default_timeout_server_ms": c.DEFAULT_TIMEOUT_MEMBER_DATA,
+        "stick_table_size": c.DEVICE_STICK_TABLE_SIZE,
+        "persistence_timeout_ms": c.DEVICE_PERSISTENCE_TIMEOUT_MS,
+        "http_cookie_name": c.DEVICE_HTTP_COOKIE_NAME,
+        "frontends": [_frontend(desired, ln) for ln in listeners],
+        "backends": [_backend(desired, pool) for pool in desired["pools"]],
+    }
+
+
+def _frontend(desired: dict, listener: dict) -> dict:
+    pool_id = listener["default_pool_id"]
+    return {
+        "name": frontend_name(listener["id"]),
+        "mode": "http" if listener["protocol"] == c.PROTOCOL_HTTP else "tcp",
+        "bind": _endpoint(desired["vip_address"], listener["protocol_port"]),
+        # -1 (and 0) mean "no limit of our own": HAProxy then uses its global maxconn.
+        "maxconn": listener["connection_limit"] if listener["connection_limit"] > 0 else None,
+        "timeout_client_ms": listener["timeout_client_data"],
+        "inspect_delay_ms": listener["timeout_tcp_inspect"],
+        "disabled": not (listener["admin_state_up"] and desired["admin_state_up"]),
+        "backend": backend_name(pool_id) if pool_id else None,
+    }
+
+
+def _backend(desired: dict, pool: dict) -> dict:
+    listener = next((ln for ln in desired["listeners"]
+                     if ln["default_pool_id"] == pool["id"]), None)
+    persistence = pool["session_persistence"] or {}
+    hm = pool["healthmonitor"]
+    monitor = dict(hm, expect_regex=expect_regex(hm["expected_codes"])) \
+        if hm and hm["admin_state_up"] else None
+    return {
+        "name": backend_name(pool["id"]),
+        "mode": pool_mode(desired, pool),
+        "balance": _BALANCE[pool["lb_algorithm"]],
+        "timeout_connect_ms": listener["timeout_member_connect"] if listener else 0,
+        "timeout_server_ms": listener["timeout_member_data"] if listener else 0,
+        "disabled": not pool["admin_state_up"],
+        "persistence": persistence.get("type"),
+        "cookie_name": persistence.get("cookie_name"),
+        "stick_key_type": "ipv6" if ":" in desired["vip_address"] else "ip",
+        "send_proxy": _SEND_PROXY.get(pool["protocol"]),
+        "monitor": monitor,
+        "servers": [_server(m) for m in pool["members"]],
+    }
+
+
+def _server(member: dict) -> dict:
+    return {
+        "name": server_name(member["id"]),
+        "address": _endpoint(member["address"], member["protocol_port"]),
+        "weight": member["weight"],
+        "backup": member["backup"],
+        "disabled": not member["admin_state_up"],
+        "monitor_address": member["monitor_address"],
+        "monitor_port": member["monitor_port"],
+    }
+
+
+def _endpoint(address: str, port: int) -> str:
+    # HAProxy splits address and port at the last colon, which also works for IPv6;
+    # the "ipv6@" prefix makes the family explicit for readers of the file.
+    if ipaddress.ip_address(address).version == 6:
+        return f"ipv6@{address}:{port}"
+    return f"{address}:{port}"
+
+
+def _members(desired: dict) -> Iterable[tuple[tuple[str, str], dict]]:
+    for pool in desired["pools"]:
+        for member in pool["members"]:
+            yield (pool["id"], member["id"]), member
+
+
+def _expand_codes(expected_codes: str) -> set[int]:
+    codes: set[int] = set()
+    for part in expected_codes.split(","):
+        low, _, high = part.partition("-")
+        codes.update(range(int(low), int(high or low) + 1))
+    return codes

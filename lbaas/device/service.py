@@ -1,0 +1,254 @@
+"""The device management API: JSON over HTTP(S), one shared token.
+
+``create_app(config)`` builds the FastAPI application (tests use it directly);
+``run(config)`` serves it with uvicorn. HAProxy processes are never stopped on shutdown:
+the data plane must keep forwarding while the management process is down.
+
+Errors are answered as ``{"faultcode": "Client"|"Server", "faultstring": ..., "debuginfo":
+null}`` with 400 (malformed request), 401 (no or wrong token), 404, 409 (endpoint used by
+another load balancer), 422 (HAProxy rejected the rendered configuration) or 500.
+"""
+
+import contextlib
+import hmac
+import json
+import logging
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import lbaas
+from lbaas import constants as c
+from lbaas.device.errors import DeviceFault, InvalidRequest
+from lbaas.device.haproxy import haproxy_version
+from lbaas.device.manager import Manager
+from lbaas.device.schema import validate
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceConfig:
+    """Settings of one device service (the ``[device]`` part of device.ini).
+
+    ``token`` is required: every request must carry it in ``X-Auth-Token``.
+    ``tls_cert``/``tls_key`` (both or neither) switch the API to HTTPS.
+    ``check_interval`` is the seconds between watchdog passes that start again any HAProxy
+    that died; 0 turns the watchdog off.
+    ``bind_transparent`` lets listeners bind VIPs that are not (yet) on this host, as the
+    standby of a device pair must; turn it off to have such a PUT fail instead.
+    """
+
+    token: str
+    bind_host: str = "127.0.0.1"
+    bind_port: int = c.DEVICE_DEFAULT_PORT
+    state_dir: str = c.DEVICE_DEFAULT_STATE_DIR
+    haproxy_bin: str = "haproxy"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    check_interval: float = 10.0
+    bind_transparent: bool = True
+
+    def __post_init__(self) -> None:
+        """Accept INI strings too ("9443", "false", ""); raise ValueError on bad values."""
+        if not self.token:
+            raise ValueError("DeviceConfig.token is required")
+        self.bind_port = int(self.bind_port)
+        self.check_interval = float(self.check_interval)
+        if isinstance(self.bind_transparent, str):
+            self.bind_transparent = _boolean(self.bind_transparent)
+        self.tls_cert = self.tls_cert or None
+        self.tls_key = self.tls_key or None
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("DeviceConfig.tls_cert and tls_key go together")
+
+
+def _boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"not a boolean: {text!r}")
+    return value in ("1", "true", "yes", "on")
+
+
+def run(config: DeviceConfig) -> None:
+    """Serve the device API until interrupted (the HAProxy processes keep running)."""
+    uvicorn.run(create_app(config), host=config.bind_host, port=config.bind_port,
+                ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
+
+
+def start_in_thread(state_dir: str, host: str = "127.0.0.1", port: int = 0) -> dict[str, str]:
+    """Serve a device over ``state_dir`` from a daemon thread of this process (the
+    all-in-one), with a fresh random token; return the ``HAProxyDriver`` options reaching it.
+
+    Raises ``RuntimeError`` when the service does not come up within 30 s.
+    """
+    token = secrets.token_urlsafe(24)
+    port = port or _free_port(host)
+    config = DeviceConfig(token=token, bind_host=host, bind_port=port, state_dir=state_dir)
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port,
+                                           log_level="warning"))
+    threading.Thread(target=server.run, name="device-service", daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the device service on {host}:{port} did not start")
+        time.sleep(0.05)
+    return {"devices": f"http://{host}:{port}", "device_token": token}
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def create_app(config: DeviceConfig) -> FastAPI:
+    """The device API over the state directory of ``config``.
+
+    On startup every load balancer found there is adopted or started again; the watchdog
+    runs while the application does.
+    """
+    manager = Manager(Path(config.state_dir), config.haproxy_bin, config.bind_transparent)
+    app = FastAPI(title="lbaas device", version=lbaas.__version__,
+                  lifespan=_lifespan(manager, config.check_interval),
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.manager = manager
+    app.state.haproxy_bin = config.haproxy_bin
+    _install_auth(app, config.token)
+    _install_error_handlers(app)
+    _install_routes(app, manager)
+    return app
+
+
+def capabilities() -> dict:
+    """What this device can serve (the agent compares it with its minimal requirements)."""
+    return {
+        "protocols": sorted(set(c.DEVICE_LISTENER_PROTOCOLS) | set(c.DEVICE_POOL_PROTOCOLS)),
+        "listener_protocols": list(c.DEVICE_LISTENER_PROTOCOLS),
+        "pool_protocols": list(c.DEVICE_POOL_PROTOCOLS),
+        "lb_algorithms": list(c.DEVICE_LB_ALGORITHMS),
+        "session_persistence": list(c.DEVICE_SESSION_PERSISTENCE_TYPES),
+        "health_monitors": list(c.DEVICE_HEALTH_MONITOR_TYPES),
+    }
+
+
+def _lifespan(manager: Manager, interval: float):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(manager.recover)
+        stop = threading.Event()
+        thread = None
+        if interval > 0:
+            thread = threading.Thread(target=_watchdog_loop, args=(manager, interval, stop),
+                                      name="device-watchdog", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=30)
+    return lifespan
+
+
+def _watchdog_loop(manager: Manager, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            manager.watchdog()
+        except Exception:  # the watchdog must outlive any single failure
+            LOG.exception("watchdog pass failed")
+
+
+def _install_auth(app: FastAPI, token: str) -> None:
+    expected = token.encode()
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next):
+        given = request.headers.get(c.DEVICE_AUTH_HEADER, "").encode()
+        # Constant-time compare; the token itself is never logged.
+        if not hmac.compare_digest(given, expected):
+            LOG.warning("rejected %s %s from %s: missing or wrong token", request.method,
+                        request.url.path, request.client.host if request.client else "?")
+            return _fault(401, "Client", f"missing or invalid {c.DEVICE_AUTH_HEADER}")
+        return await call_next(request)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DeviceFault)
+    async def device_fault(request: Request, exc: DeviceFault) -> JSONResponse:
+        if exc.faultcode == "Server":
+            LOG.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return _fault(exc.status_code, exc.faultcode, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _fault(400, "Client", "; ".join(str(e.get("msg")) for e in exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "Client" if exc.status_code < 500 else "Server"
+        return _fault(exc.status_code, code, str(exc.detail))
+
+
+def _install_routes(app: FastAPI, manager: Manager) -> None:
+    version_cache: dict[str, str] = {}
+
+    @app.get("/")
+    def root() -> dict:
+        if "haproxy" not in version_cache:
+            version_cache["haproxy"] = haproxy_version(app.state.haproxy_bin)
+        return {"version": lbaas.__version__, "haproxy_version": version_cache["haproxy"],
+                "capabilities": capabilities()}
+
+    @app.get("/loadbalancers")
+    def list_loadbalancers() -> dict:
+        return {"loadbalancers": manager.list()}
+
+    @app.put("/loadbalancers/{lb_id}")
+    async def put_loadbalancer(lb_id: str, request: Request) -> dict:
+        desired = validate(_json(await request.body()))
+        if desired["id"] != lb_id:
+            raise InvalidRequest(f"body id {desired['id']} does not match the URL id {lb_id}")
+        return await run_in_threadpool(manager.apply, desired)
+
+    @app.get("/loadbalancers/{lb_id}")
+    def get_loadbalancer(lb_id: str) -> dict:
+        return _found(manager.get(lb_id), lb_id)
+
+    @app.delete("/loadbalancers/{lb_id}", status_code=204)
+    def delete_loadbalancer(lb_id: str) -> Response:
+        manager.delete(lb_id)
+        return Response(status_code=204)
+
+    @app.get("/loadbalancers/{lb_id}/status")
+    def loadbalancer_status(lb_id: str) -> dict:
+        return _found(manager.status(lb_id), lb_id)
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+
+
+def _found(document: dict | None, lb_id: str) -> dict:
+    if document is None:
+        raise StarletteHTTPException(404, f"load balancer {lb_id} is not on this device")
+    return document
+
+
+def _fault(status: int, faultcode: str, faultstring: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={
+        "faultcode": faultcode, "faultstring": faultstring, "debuginfo": None})
