@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test setup services haproxy bench clean
+.PHONY: run test setup services haproxy bench clean stop-haproxy
 
 setup: $(VENV)/.installed
 
@@ -29,5 +29,8 @@ test: setup services
 bench: setup services
 	$(PY) bench/run.py
 
-clean:
+stop-haproxy:  # the all-in-one's HAProxy processes outlive it by design (the data plane stays up)
+	-@for pid in lbaas-data/device/*/haproxy.pid; do [ -f "$$pid" ] && kill $$(cat "$$pid") 2>/dev/null; done; true
+
+clean: stop-haproxy
 	rm -rf $(VENV) lbaas-data .pytest_cache
