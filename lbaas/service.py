@@ -119,7 +119,6 @@ def database_errors() -> tuple[type[BaseException], ...]:
 
 def make_broker(config: Config, transient: tuple[type[BaseException], ...] = ()) -> "Broker":
     from lbaas.messaging import Broker
-    from lbaas.scheduler import Scheduler
     return Broker(config.default.transport_url, transient=transient)
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import pytest
 import uvicorn
 
 from lbaas.device.haproxy import pid_alive
@@ -24,7 +23,6 @@ from lbaas.device.service import DeviceConfig, create_app
 TOKEN = "device-test-token"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
-needs_haproxy = pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy is not installed")
 
 _VIPS = (f"127.0.{a}.{b}" for a in range(10, 250) for b in range(1, 255))
 _ids = itertools.count(1)

@@ -9,9 +9,9 @@ from lbaas.devices.base import DeviceError, DeviceNotReady
 from lbaas.device.service import start_in_thread
 from lbaas.devices.haproxy import HAProxyDriver
 from tests.device.helpers import (TOKEN, answers, bump, free_port, kill_haproxy, loadbalancer,
-                                  member, needs_haproxy, url_of)
+                                  member, url_of)
 
-pytestmark = [needs_haproxy, pytest.mark.integration]
+pytestmark = [pytest.mark.integration]
 
 
 def driver_for(*urls: str, **options: str) -> HAProxyDriver:

@@ -12,9 +12,9 @@ import pytest
 import lbaas.device.haproxy
 import lbaas.device.render
 from tests.device.helpers import (answers, bump, fetch, haproxy_pids, loadbalancer,
-                                  member, monitor, needs_haproxy, uid, url_of, vip, wait_for)
+                                  member, monitor, uid, url_of, vip, wait_for)
 
-pytestmark = [needs_haproxy, pytest.mark.integration]
+pytestmark = [pytest.mark.integration]
 
 
 def lb_ids(device) -> dict[str, int]:

@@ -4,10 +4,10 @@ import threading
 
 import pytest
 
-from tests.device.helpers import (answers, fetch, loadbalancer, member, monitor, needs_haproxy,
+from tests.device.helpers import (answers, fetch, loadbalancer, member, monitor,
                                   url_of, wait_for)
 
-pytestmark = [needs_haproxy, pytest.mark.integration]
+pytestmark = [pytest.mark.integration]
 
 
 def member_states(status: dict) -> list[str]:
