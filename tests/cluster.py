@@ -4,7 +4,9 @@ Used by the multi-process tests and by the benchmarks."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,6 +61,7 @@ class Cluster:
         self.extra = extra
         self.servers: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, subprocess.Popen] = {}
+        self.devices: dict[str, dict[str, Any]] = {}
 
     # --- configuration files ----------------------------------------------------
 
@@ -125,6 +128,23 @@ device_driver = {self.device_driver}
 """)
         self.agents[host] = self._spawn(f"agent-{host}", ["agent", "--config-file", path])
 
+    def start_device(self, name: str, token: str = "device-secret") -> dict[str, str]:
+        """An ``lbaas device`` process; returns the haproxy driver options that reach it."""
+        port = free_port()
+        state_dir = os.path.join("/tmp", f"lbd-{uuid.uuid4().hex[:8]}")  # short: socket paths
+        path = self._write(f"{name}.ini", f"""[device]
+bind_port = {port}
+state_dir = {state_dir}
+token = {token}
+check_interval = 2
+""")
+        proc = self._spawn(name, ["device", "--config-file", path])
+        url = f"http://127.0.0.1:{port}"
+        self.devices[name] = {"proc": proc, "url": url, "state_dir": state_dir}
+        self._wait(lambda: httpx.get(url + "/", headers={"X-Auth-Token": token}, timeout=1).status_code == 200,
+                   f"device {name}", proc)
+        return {"devices": url, "device_token": token}
+
     def kill_agent(self, host: str) -> None:
         self._kill(self.agents.pop(host))
 
@@ -174,6 +194,8 @@ device_driver = {self.device_driver}
             return client.get(f"/v2.0/lbaas/loadbalancers/{lb_id}/loadbalancer-hosting-agent").json()["agent"]["host"]
 
     def stop(self) -> None:
+        for device in self.devices.values():
+            self._stop_device(device)
         for proc in [*self.agents.values(), *(s["proc"] for s in self.servers.values())]:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -186,6 +208,19 @@ device_driver = {self.device_driver}
             rabbitmqctl("delete_vhost", self.vhost)
         except subprocess.SubprocessError:
             pass
+
+
+    def _stop_device(self, device: dict[str, Any]) -> None:
+        """Stop the service and the HAProxy processes it started (found by their state dir)."""
+        if device["proc"].poll() is None:
+            os.killpg(device["proc"].pid, signal.SIGTERM)
+            device["proc"].wait(timeout=15)
+        for pid_file in glob.glob(os.path.join(device["state_dir"], "*", "haproxy.pid")):
+            try:
+                os.kill(int(open(pid_file).read().split()[0]), signal.SIGTERM)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(device["state_dir"], ignore_errors=True)
 
 
 def wait_lb(client: httpx.Client, lb_id: str, status: str = "ACTIVE", timeout: float = 60,
