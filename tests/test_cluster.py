@@ -153,6 +153,49 @@ def test_rabbitmq_restart_mid_load_everything_completes(cluster: Cluster) -> Non
             wait_lb(client, lb_id, timeout=90)
 
 
+def _drop_connections(database: str, seconds: float) -> None:
+    """Kill every connection to ``database`` for a while: what a restart looks like to clients."""
+    from sqlalchemy import create_engine, text
+    from tests.conftest import PG_ADMIN
+    engine = create_engine(f"{PG_ADMIN}/postgres", isolation_level="AUTOCOMMIT")
+    deadline = time.monotonic() + seconds
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+            time.sleep(0.05)
+    engine.dispose()
+
+
+def test_database_outage_mid_load_loses_nothing(cluster: Cluster) -> None:
+    accepted: list[str] = []
+    codes: Counter = Counter()
+
+    def load() -> None:
+        for i in range(40):
+            try:
+                with cluster.client(f"server-{1 + i % 2}") as client:
+                    response = client.post("/v2/lbaas/loadbalancers", json={"loadbalancer": {
+                        "vip_subnet_id": "cluster", "project_id": f"dbout-{i % 4}"}})
+            except Exception:
+                codes["transport"] += 1
+                continue
+            codes[response.status_code] += 1
+            if response.status_code == 201:
+                accepted.append(response.json()["loadbalancer"]["id"])
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    time.sleep(0.3)
+    _drop_connections(cluster.db_url.rsplit("/", 1)[1], 2.0)
+    loader.join()
+    assert set(codes) <= {201, 503, "transport"}, codes   # refused cleanly, never a 500
+    assert accepted
+    with cluster.client() as client:
+        for lb_id in accepted:
+            wait_lb(client, lb_id, timeout=90)
+
+
 def test_duplicate_and_reordered_status_messages_change_nothing(cluster: Cluster) -> None:
     lb = create(cluster, "server-2", "dupes")
     with cluster.client() as client:

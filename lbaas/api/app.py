@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from lbaas import __version__
@@ -23,6 +25,12 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return errors.fault(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
 
 
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    errors.LOG.warning("database unavailable on %s %s: %s", request.method, request.url.path,
+                       str(exc).splitlines()[0])
+    return errors.fault(503, "The database is unavailable; nothing was changed. Try again shortly.")
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
@@ -39,6 +47,8 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app.add_exception_handler(errors.APIError, errors.handle_api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for db_error in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(Exception, errors.handle_unexpected)
     app.include_router(misc.root)
     for prefix in ("/v2", "/v2.0"):
