@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lbaas.api.errors import BadRequest, Conflict
+from lbaas.errors import BadRequest, Conflict
 from lbaas.db import models as m
 
 # Above this many hosts a subnet is probed at random rather than scanned.

@@ -15,7 +15,7 @@ import secrets
 import threading
 
 from lbaas import constants as c
-from lbaas.api.errors import Forbidden, Unauthorized
+from lbaas.errors import Forbidden, Unauthorized
 
 TOKEN_HEADER = "X-Auth-Token"
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from lbaas import constants as c
 from lbaas.api import schemas as s
 from lbaas.api.deps import State
-from lbaas.api.errors import BadRequest, Conflict
+from lbaas.errors import BadRequest, Conflict
 from lbaas.controller.provider import Provider
 from lbaas.db import models as m
 

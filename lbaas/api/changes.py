@@ -18,7 +18,7 @@ from lbaas import constants as c
 from lbaas.api import resources
 from lbaas.api.auth import Context
 from lbaas.api.deps import State
-from lbaas.api.errors import BadRequest, QuotaExceeded
+from lbaas.errors import BadRequest, QuotaExceeded
 from lbaas.api.resources import Kind
 from lbaas.db import lifecycle
 from lbaas.db import models as m
@@ -72,7 +72,7 @@ def create_child(state: State, ctx: Context, kind: Kind, lb_id: str,
         obj.provisioning_status = c.PENDING_CREATE
         session.add(obj)
         session.flush()
-        resources.set_tags(session, obj.id, getattr(obj, "_tags", None))
+        resources.tag_new(session, obj.id, getattr(obj, "_tags", None))
         document = kind.render_one(session, obj)
         revision = lb.revision
         provider = state.provider(lb.provider)

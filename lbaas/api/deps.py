@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lbaas.api import schemas
 from lbaas.api.auth import TOKEN_HEADER, Context, NoAuth, TokenStore
-from lbaas.api.errors import BadRequest, Conflict
+from lbaas.errors import BadRequest, Conflict
 from lbaas.config import Config, default_provider
 from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db.session import Database

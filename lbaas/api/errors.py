@@ -1,4 +1,4 @@
-"""API errors, rendered in Octavia's fault format.
+"""Errors rendered in Octavia's fault format.
 
 Every error a client can cause is an ``APIError`` with a 4xx status and a
 message that names the problem; anything else is a bug and answers 500
@@ -12,50 +12,9 @@ import logging
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from lbaas.errors import APIError
+
 LOG = logging.getLogger(__name__)
-
-
-class APIError(Exception):
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-
-
-class BadRequest(APIError):
-    status = 400
-
-
-class Unauthorized(APIError):
-    status = 401
-
-
-class Forbidden(APIError):
-    status = 403
-
-
-class NotFound(APIError):
-    status = 404
-
-    def __init__(self, kind: str, ident: str) -> None:
-        super().__init__(f"{kind} {ident} not found.")
-
-
-class Conflict(APIError):
-    status = 409
-
-
-class Immutable(Conflict):
-    def __init__(self, kind: str, ident: str) -> None:
-        super().__init__(f"{kind} {ident} is immutable and cannot be updated.")
-
-
-class QuotaExceeded(Forbidden):
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"Quota has been met for resources: {kind}")
 
 
 def fault(status: int, message: str) -> JSONResponse:

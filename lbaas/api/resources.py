@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from lbaas.api import views
 from lbaas.api.auth import Context
-from lbaas.api.errors import BadRequest, NotFound
+from lbaas.errors import BadRequest, NotFound
 from lbaas.db import models as m
 
 

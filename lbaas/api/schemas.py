@@ -17,7 +17,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from lbaas import constants as c
-from lbaas.api.errors import BadRequest
+from lbaas.errors import BadRequest
 
 
 def _ip(value: str) -> str:

@@ -17,11 +17,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, literal, null, select, union_all, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.api.errors import Immutable, NotFound
+from lbaas.errors import Immutable, NotFound
 from lbaas.db import models as m
 
 LOG = logging.getLogger(__name__)
@@ -95,8 +95,8 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
     if lb.provisioning_status == c.PENDING_DELETE:
         delete_graph(session, lb)
         return "deleted"
-    _activate(session, lb)
-    apply_operating(session, lb, operating or default_operating(session, lb))
+    remaining = _activate(session, lb)
+    apply_operating(session, lb, operating or default_operating(session, lb, remaining))
     return "active"
 
 
@@ -110,20 +110,46 @@ def _fail(session: Session, lb: m.LoadBalancer, reason: str) -> None:
     LOG.warning("load balancer %s revision %s failed: %s", lb.id, lb.revision, reason)
 
 
-def _activate(session: Session, lb: m.LoadBalancer) -> None:
-    filters = _child_filters(lb.id)
-    # Children first: members and monitors of a pool that goes too.
-    for model in (m.Member, m.HealthMonitor, m.Pool, m.Listener):
-        doomed = select(model.id).where(filters[model], model.provisioning_status == c.PENDING_DELETE)
-        ids = list(session.scalars(doomed))
-        if ids:
-            _delete_rows(session, model, ids)
-    for model, where in filters.items():
-        session.execute(update(model).where(where, model.provisioning_status.in_(c.PENDING_STATUSES))
-                        .values(provisioning_status=c.ACTIVE).execution_options(synchronize_session=False))
+# Children first when deleting: members and monitors of a pool that goes too.
+CHILD_ORDER = (m.Member, m.HealthMonitor, m.Pool, m.Listener)
+
+
+def _children(session: Session, lb_id: str) -> dict[Any, list[Any]]:
+    """Every child of the load balancer, per model, as rows of (id,
+    provisioning_status, admin_state_up, pool_id), read in one query."""
+    filters = _child_filters(lb_id)
+    parts = []
+    for kind, model in enumerate(CHILD_ORDER):
+        parent = model.pool_id if model in (m.Member, m.HealthMonitor) else null()
+        parts.append(select(literal(kind).label("kind"), model.id, model.provisioning_status,
+                            model.admin_state_up, parent.label("pool_id")).where(filters[model]))
+    children: dict[Any, list[Any]] = {model: [] for model in CHILD_ORDER}
+    for kind, *row in session.execute(union_all(*parts)):
+        children[CHILD_ORDER[kind]].append(row)
+    return children
+
+
+def _activate(session: Session, lb: m.LoadBalancer) -> dict[Any, list[Any]]:
+    """Delete the children on their way out, make the others ACTIVE; returns
+    the children that remain.  Statements only for rows that need them: a
+    load balancer without pending children costs one read."""
+    children = _children(session, lb.id)
+    doomed = {model: [row[0] for row in rows if row[1] == c.PENDING_DELETE] for model, rows in children.items()}
+    for model in CHILD_ORDER:
+        if doomed[model]:
+            _delete_rows(session, model, doomed[model])
+    gone_pools = set(doomed[m.Pool])  # their members and monitors went with them
+    remaining = {model: [row for row in rows if row[1] != c.PENDING_DELETE and row[3] not in gone_pools]
+                 for model, rows in children.items()}
+    for model, rows in remaining.items():
+        pending = [row[0] for row in rows if row[1] in c.PENDING_STATUSES]
+        if pending:
+            session.execute(update(model).where(model.id.in_(pending)).values(provisioning_status=c.ACTIVE)
+                            .execution_options(synchronize_session=False))
     lb.provisioning_status = c.ACTIVE
     lb.pending_since = None
     lb.status_reason = None
+    return remaining
 
 
 def _delete_rows(session: Session, model: Any, ids: list[str]) -> None:
@@ -157,24 +183,23 @@ def delete_graph(session: Session, lb: m.LoadBalancer) -> None:
     session.flush()
 
 
-def default_operating(session: Session, lb: m.LoadBalancer) -> dict[str, Any]:
+def default_operating(session: Session, lb: m.LoadBalancer,
+                      children: dict[Any, list[Any]] | None = None) -> dict[str, Any]:
     """Operating statuses when a provider reports none (noop): everything
-    that is up is ONLINE; members of unmonitored pools NO_MONITOR."""
-    statuses: dict[str, Any] = {"loadbalancer": c.ONLINE if lb.admin_state_up else c.OFFLINE,
-                                "listeners": {}, "pools": {}, "members": {}, "healthmonitors": {}}
-    filters = _child_filters(lb.id)
-    monitored = set(session.scalars(select(m.HealthMonitor.pool_id).where(filters[m.HealthMonitor])))
-    for ident, up in session.execute(select(m.Listener.id, m.Listener.admin_state_up).where(filters[m.Listener])):
-        statuses["listeners"][ident] = c.ONLINE if up else c.OFFLINE
-    for ident, up in session.execute(select(m.Pool.id, m.Pool.admin_state_up).where(filters[m.Pool])):
-        statuses["pools"][ident] = c.ONLINE if up else c.OFFLINE
-    for ident, pool, up in session.execute(select(m.Member.id, m.Member.pool_id, m.Member.admin_state_up)
-                                           .where(filters[m.Member])):
-        statuses["members"][ident] = (c.OFFLINE if not up else c.ONLINE if pool in monitored else c.NO_MONITOR)
-    for ident, up in session.execute(select(m.HealthMonitor.id, m.HealthMonitor.admin_state_up)
-                                     .where(filters[m.HealthMonitor])):
-        statuses["healthmonitors"][ident] = c.ONLINE if up else c.OFFLINE
-    return statuses
+    that is up is ONLINE; members of unmonitored pools NO_MONITOR.
+    ``children``: rows as ``_children`` reads them, if already at hand."""
+    if children is None:
+        children = _children(session, lb.id)
+    monitored = {pool for _ident, _status, _up, pool in children[m.HealthMonitor]}
+
+    def up(rows: list[Any]) -> dict[str, str]:
+        return {ident: c.ONLINE if is_up else c.OFFLINE for ident, _status, is_up, _pool in rows}
+
+    return {"loadbalancer": c.ONLINE if lb.admin_state_up else c.OFFLINE,
+            "listeners": up(children[m.Listener]), "pools": up(children[m.Pool]),
+            "members": {ident: (c.OFFLINE if not is_up else c.ONLINE if pool in monitored else c.NO_MONITOR)
+                        for ident, _status, is_up, pool in children[m.Member]},
+            "healthmonitors": up(children[m.HealthMonitor])}
 
 
 OPERATING_KEYS = {"listeners": m.Listener, "pools": m.Pool, "members": m.Member,

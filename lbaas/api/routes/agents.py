@@ -17,7 +17,7 @@ from lbaas import constants as c
 from lbaas.api import deps, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
-from lbaas.api.errors import Conflict, NotFound
+from lbaas.errors import Conflict, NotFound
 from lbaas.api.resources import LOADBALANCER
 from lbaas.db import models as m
 from lbaas.scheduler import Scheduler

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from lbaas.api import build, changes, deps, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
-from lbaas.api.errors import BadRequest, Conflict
+from lbaas.errors import BadRequest, Conflict
 from lbaas.api.resources import HEALTHMONITOR, POOL
 from lbaas.api.routes.common import add_reads
 from lbaas.db import models as m

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.api import build, changes, deps, resources
+from lbaas.api import build, changes, deps, resources, views
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.api.deps import State
-from lbaas.api.errors import BadRequest, Conflict
-from lbaas.api.resources import HEALTHMONITOR, LISTENER, LOADBALANCER, MEMBER, POOL
+from lbaas.errors import BadRequest, Conflict
+from lbaas.api.resources import LOADBALANCER
 from lbaas.db import lifecycle
 from lbaas.db import models as m
 
@@ -77,7 +77,7 @@ def _graph(session: Session, state: State, ctx: Context, body: s.LoadBalancerCre
         session.add(row)
         session.flush()
     for row in rows:
-        resources.set_tags(session, row.id, row._tags)
+        resources.tag_new(session, row.id, row._tags)
     return lb, rows
 
 
@@ -104,20 +104,33 @@ def _check_graph_quota(state: State, session: Session, project_id: str, rows: li
         changes.check_quota(state, session, project_id, kind, sum(isinstance(r, model) for r in rows))
 
 
-def _render_graph(session: Session, lb: m.LoadBalancer, rows: list[Any], full: bool) -> dict[str, Any]:
-    document = KIND.render_one(session, lb)
+def _render_graph(_session: Session, lb: m.LoadBalancer, rows: list[Any], full: bool) -> dict[str, Any]:
+    """The created graph's documents.  Every row was made in this
+    transaction, so their relations are known: no query, same documents
+    (id lists in the database's (created_at, id) order, tags sorted)."""
+    def tags(row: Any) -> list[str]:
+        return sorted(dict.fromkeys(getattr(row, "_tags", None) or ()))
+
+    def ids(objs: list[Any]) -> list[str]:
+        return [r.id for r in sorted(objs, key=lambda r: (r.created_at, r.id))]
+
+    listeners = [r for r in rows if isinstance(r, m.Listener)]
+    pools = [r for r in rows if isinstance(r, m.Pool)]
+    document = views.loadbalancer(lb, {"tags": tags(lb), "listeners": ids(listeners), "pools": ids(pools)})
     if not full:
         return document
     # As Octavia: a fully populated create answers with the full graph.
-    listeners = [r for r in rows if isinstance(r, m.Listener)]
-    pools = [r for r in rows if isinstance(r, m.Pool)]
-    document["listeners"] = LISTENER.render(session, listeners)
-    pool_docs = POOL.render(session, pools)
-    for pool_doc in pool_docs:
-        pool_doc["members"] = MEMBER.render(session, [r for r in rows if isinstance(r, m.Member)
-                                                      and r.pool_id == pool_doc["id"]])
-        monitors = [r for r in rows if isinstance(r, m.HealthMonitor) and r.pool_id == pool_doc["id"]]
-        pool_doc["healthmonitor"] = HEALTHMONITOR.render_one(session, monitors[0]) if monitors else None
+    document["listeners"] = [views.listener(x, {"tags": tags(x)}) for x in listeners]
+    pool_docs = []
+    for pool in pools:
+        members = [r for r in rows if isinstance(r, m.Member) and r.pool_id == pool.id]
+        monitor = next((r for r in rows if isinstance(r, m.HealthMonitor) and r.pool_id == pool.id), None)
+        pool_doc = views.pool(pool, {"tags": tags(pool), "members": ids(members),
+                                     "listeners": [x.id for x in listeners if x.default_pool_id == pool.id],
+                                     "healthmonitor_id": monitor.id if monitor else None})
+        pool_doc["members"] = [views.member(x, {"tags": tags(x)}) for x in members]
+        pool_doc["healthmonitor"] = views.healthmonitor(monitor, {"tags": tags(monitor)}) if monitor else None
+        pool_docs.append(pool_doc)
     document["pools"] = pool_docs
     return document
 

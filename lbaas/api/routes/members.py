@@ -12,7 +12,7 @@ from lbaas import constants as c
 from lbaas.api import build, changes, deps, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
-from lbaas.api.errors import BadRequest, NotFound
+from lbaas.errors import BadRequest, NotFound
 from lbaas.api.resources import MEMBER, POOL
 from lbaas.api.routes.common import list_document
 from lbaas.db import lifecycle
@@ -124,7 +124,7 @@ def _apply_batch(session: Session, state: deps.State, ctx: Context, provider: An
             row = build.member(state, provider, body, pool.id, pool.project_id)
             session.add(row)
             session.flush()
-            resources.set_tags(session, row.id, body.tags)
+            resources.tag_new(session, row.id, body.tags)
             created += 1
             continue
         for field in ("name", "admin_state_up", "weight", "backup", "monitor_address", "monitor_port"):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from lbaas import constants as c
 from lbaas.api import deps
 from lbaas.api.auth import Context
-from lbaas.api.errors import NotFound
+from lbaas.errors import NotFound
 
 router = APIRouter()   # mounted under /v2 and /v2.0
 root = APIRouter()     # mounted at /
