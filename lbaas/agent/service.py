@@ -50,6 +50,10 @@ class Agent:
         self._locks_guard = threading.Lock()
         self.inventory: dict[str, Any] = {}
         self._last_stats: dict[str, dict[str, Any]] = {}
+        # What this agent reports statistics for: its bound load balancers and
+        # those it converged for a dead peer.  Devices may be shared, so the
+        # device's whole inventory is not ours to report.
+        self._owned: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -122,8 +126,10 @@ class Agent:
         try:
             if desired["deleted"]:
                 self.driver.delete(lb_id)
+                self._owned.discard(lb_id)
             else:
                 self.driver.converge(desired)
+                self._owned.add(lb_id)
         except DeviceError as exc:
             LOG.error("load balancer %s revision %s failed on the device: %s", lb_id, revision, exc)
             if revision is not None:
@@ -147,6 +153,7 @@ class Agent:
             LOG.warning("resync postponed: %s", exc)
             return
         held = self.driver.list_loadbalancers()
+        self._owned = {entry["id"] for entry in bound} | (self._owned & set(held))
         for entry in bound:
             if held.get(entry["id"]) != entry["revision"]:
                 self._safely(lambda lb_id=entry["id"]: self.converge(lb_id))
@@ -170,7 +177,7 @@ class Agent:
 
     def report_stats(self) -> None:
         """One message per load balancer whose statuses or counters changed."""
-        held = self.driver.list_loadbalancers()
+        held = set(self.driver.list_loadbalancers()) & self._owned
         for lb_id in held:
             status = self.driver.status(lb_id)
             if status is None:
