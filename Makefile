@@ -21,7 +21,7 @@ services:
 	bash scripts/ensure-services.sh
 
 run: setup haproxy
-	$(VENV)/bin/lbaas all-in-one
+	$(VENV)/bin/lbaas all-in-one $(ARGS)
 
 test: setup services
 	$(PY) -m pytest $(PYTEST_ARGS)
