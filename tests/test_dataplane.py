@@ -74,6 +74,7 @@ def test_traffic_is_balanced_and_stats_reach_the_api(cluster: Cluster, backends:
                  ["total_connections"] >= 6, timeout=20, what="stats in the API")
         pool = tree(client, lb["id"])["listeners"][0]["pools"][0]
         assert {m["operating_status"] for m in pool["members"]} == {"ONLINE"}
+        assert pool["health_monitor"]["operating_status"] == "ONLINE"
 
 
 def test_killed_member_goes_offline_pool_degraded_and_traffic_moves(cluster: Cluster,

@@ -96,8 +96,19 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
         delete_graph(session, lb)
         return "deleted"
     remaining = _activate(session, lb)
-    apply_operating(session, lb, operating or default_operating(session, lb, remaining))
+    apply_operating(session, lb, _merged(default_operating(session, lb, remaining), operating))
     return "active"
+
+
+def _merged(defaults: dict[str, Any], reported: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the device reported, and the defaults for what it did not
+    (health monitors, objects it has no figures for yet)."""
+    if not reported:
+        return defaults
+    merged = dict(defaults)
+    for key, value in reported.items():
+        merged[key] = {**defaults.get(key, {}), **value} if isinstance(value, Mapping) else value
+    return merged
 
 
 def _fail(session: Session, lb: m.LoadBalancer, reason: str) -> None:
