@@ -80,3 +80,13 @@ def test_migrations_match_the_models(backend: str, temp_database: Any) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     db.dispose()
     assert diff == []
+
+
+def test_agent_refuses_to_start_on_a_device_that_is_not_ready(tmp_path: Any) -> None:
+    from tests.conftest import free_port
+    path = tmp_path / "agent.ini"
+    path.write_text(f"[agent]\nhost = lonely\ndevice_driver = haproxy\n"
+                    f"[device]\ndevices = http://127.0.0.1:{free_port()}\ndevice_token = t\n")
+    result = lbaas("agent", "--config-file", str(path))
+    assert result.returncode == 3
+    assert "device not ready" in result.stderr and "127.0.0.1" in result.stderr

@@ -209,3 +209,12 @@ def test_vip_allocation_exhausts_cleanly_and_port_is_unique(api: Api) -> None:
     for lb in (first, second, shared):
         api.delete(f"/lbaas/loadbalancers/{lb['id']}?cascade=true")
         api.wait_lb(lb["id"], "DELETED")
+
+
+def test_ipv6_vip_given_directly(api: Api) -> None:
+    lb = api.create_lb(vip_address="fd00::1234", vip_subnet_id=None)
+    assert lb["vip_address"] == "fd00::1234" and lb["vip_subnet_id"] is None
+    listener = api.post("/lbaas/listeners", {"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP",
+                                                          "protocol_port": 443}})
+    assert listener.status_code == 201
+    api.wait_lb(lb["id"])
