@@ -128,6 +128,15 @@ device_driver = {self.device_driver}
 """)
         self.agents[host] = self._spawn(f"agent-{host}", ["agent", "--config-file", path])
 
+    def start_all(self, servers: list[str], agents: list[str]) -> "Cluster":
+        """Start servers and agents and wait until every agent is alive."""
+        for name in servers:
+            self.start_server(name)
+        for host in agents:
+            self.start_agent(host)
+        self.wait_agents(agents)
+        return self
+
     def start_device(self, name: str, token: str = "device-secret") -> dict[str, str]:
         """An ``lbaas device`` process; returns the haproxy driver options that reach it."""
         port = free_port()

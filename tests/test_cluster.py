@@ -23,12 +23,7 @@ def cluster(temp_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     db = temp_database("postgresql", migrate=False)
     cluster = Cluster(str(tmp_path_factory.mktemp("cluster")), db.url)
     try:
-        cluster.start_server("server-1")
-        cluster.start_server("server-2")
-        for host in HOSTS:
-            cluster.start_agent(host)
-        cluster.wait_agents(HOSTS)
-        yield cluster
+        yield cluster.start_all(["server-1", "server-2"], HOSTS)
     finally:
         cluster.stop()
 

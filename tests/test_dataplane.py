@@ -26,11 +26,7 @@ def cluster(temp_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
                       device_driver="haproxy")
     try:
         cluster.device_options = cluster.start_device("device-1")
-        cluster.start_server("server-1")
-        for host in HOSTS:
-            cluster.start_agent(host)
-        cluster.wait_agents(HOSTS)
-        yield cluster
+        yield cluster.start_all(["server-1"], HOSTS)
     finally:
         cluster.stop()
 

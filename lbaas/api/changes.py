@@ -8,7 +8,8 @@ a failure anywhere writes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import func, select
@@ -61,12 +62,30 @@ def check_quota(state: State, session: Session, project_id: str, kind: str, addi
         raise QuotaExceeded(kind)
 
 
+@contextmanager
+def change(state: State, ctx: Context, lb_id: str,
+           status: str = c.PENDING_UPDATE) -> Iterator[tuple[Session, m.LoadBalancer]]:
+    """One change of a load balancer's graph: test-and-set, the caller's
+    writes, commit, then the hand-over to the provider."""
+    ctx.require_write()
+    with state.transaction() as session:
+        lb = lifecycle.begin_change(session, lb_id, ctx.scope(None), status)
+        yield session, lb
+        revision, provider = lb.revision, state.provider(lb.provider)
+    provider.dispatch(lb_id, revision)
+
+
+def _located(state: State, ctx: Context, kind: Kind, ident: str) -> tuple[str, str]:
+    """(load balancer id, provisioning status) of a visible object, or NotFound."""
+    with state.reading() as session:
+        obj = resources.get(session, kind, ident, ctx)
+        return loadbalancer_of(session, kind, obj), obj.provisioning_status
+
+
 def create_child(state: State, ctx: Context, kind: Kind, lb_id: str,
                  build: Callable[[Session, m.LoadBalancer], Any]) -> dict[str, Any]:
     """Create one object under ``lb_id``; ``build`` returns it (not yet added)."""
-    ctx.require_write()
-    with state.transaction() as session:
-        lb = lifecycle.begin_change(session, lb_id, ctx.scope(None))
+    with change(state, ctx, lb_id) as (session, lb):
         obj = build(session, lb)
         check_quota(state, session, obj.project_id, kind.quota)
         obj.provisioning_status = c.PENDING_CREATE
@@ -74,9 +93,6 @@ def create_child(state: State, ctx: Context, kind: Kind, lb_id: str,
         session.flush()
         resources.tag_new(session, obj.id, getattr(obj, "_tags", None))
         document = kind.render_one(session, obj)
-        revision = lb.revision
-        provider = state.provider(lb.provider)
-    provider.dispatch(lb_id, revision)
     return document
 
 
@@ -84,39 +100,26 @@ def update_child(state: State, ctx: Context, kind: Kind, ident: str,
                  apply: Callable[[Session, Any, m.LoadBalancer], None],
                  tags: list[str] | None) -> dict[str, Any]:
     """Change one object in place; ``apply`` sets its new fields."""
-    ctx.require_write()
-    with state.transaction() as session:
+    lb_id, _ = _located(state, ctx, kind, ident)
+    with change(state, ctx, lb_id) as (session, lb):
         obj = resources.get(session, kind, ident, ctx)
-        lb_id = loadbalancer_of(session, kind, obj)
-        lb = lifecycle.begin_change(session, lb_id, ctx.scope(None))
         apply(session, obj, lb)
         obj.provisioning_status = c.PENDING_UPDATE
         obj.updated_at = m.utcnow()
         resources.set_tags(session, obj.id, tags)
         session.flush()
         document = kind.render_one(session, obj)
-        revision = lb.revision
-        provider = state.provider(lb.provider)
-    provider.dispatch(lb_id, revision)
     return document
 
 
-def delete_child(state: State, ctx: Context, kind: Kind, ident: str,
-                 check: Callable[[Session, Any], None] | None = None) -> None:
-    ctx.require_write()
-    with state.transaction() as session:
+def delete_child(state: State, ctx: Context, kind: Kind, ident: str) -> None:
+    lb_id, status = _located(state, ctx, kind, ident)
+    if status == c.PENDING_DELETE:
+        return  # already on its way out
+    with change(state, ctx, lb_id) as (session, _lb):
         obj = resources.get(session, kind, ident, ctx)
-        if obj.provisioning_status == c.PENDING_DELETE:
-            return
-        lb_id = loadbalancer_of(session, kind, obj)
-        lb = lifecycle.begin_change(session, lb_id, ctx.scope(None))
-        if check is not None:
-            check(session, obj)
         obj.provisioning_status = c.PENDING_DELETE
         _cascade_pool_delete(session, obj)
-        revision = lb.revision
-        provider = state.provider(lb.provider)
-    provider.dispatch(lb_id, revision)
 
 
 def _cascade_pool_delete(session: Session, obj: Any) -> None:

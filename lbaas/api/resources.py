@@ -81,7 +81,7 @@ def list_page(session: Session, kind: Kind, ctx: Context, params: Mapping[str, l
     query = _filter_tags(query, model, params)
     limit = _limit(params, max_limit)
     keys = _sort_keys(model, params)
-    reverse = _bool_param(params, "page_reverse")
+    reverse = bool_param(params, "page_reverse")
     marker = _one(params, "marker")
     if marker:
         query = query.where(_after(session, model, keys, marker, reverse, ctx))
@@ -103,7 +103,7 @@ def _one(params: Mapping[str, list[str]], key: str) -> str | None:
     return values[-1] if values else None
 
 
-def _bool_param(params: Mapping[str, list[str]], key: str) -> bool:
+def bool_param(params: Mapping[str, list[str]], key: str) -> bool:
     value = _one(params, key)
     if value is None:
         return False

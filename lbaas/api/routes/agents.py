@@ -63,11 +63,11 @@ def list_agents(request: Request, ctx: Context = Depends(deps.context)) -> dict[
             if key in params:
                 query = query.where(column.in_(params[key]))
         if "admin_state_up" in params:
-            query = query.where(m.Agent.admin_state_up.is_(resources._bool_param(params, "admin_state_up")))
+            query = query.where(m.Agent.admin_state_up.is_(resources.bool_param(params, "admin_state_up")))
         cutoff = scheduler.cutoff(session)
         agents = [_document(a, a.heartbeat_at >= cutoff) for a in session.scalars(query)]
     if "alive" in params:
-        wanted = resources._bool_param(params, "alive")
+        wanted = resources.bool_param(params, "alive")
         agents = [a for a in agents if a["alive"] == wanted]
     return {"agents": agents}
 
@@ -96,7 +96,7 @@ def update_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.co
 @router.delete("/agents/{agent_id}", status_code=204)
 def delete_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
     ctx.require_admin()
-    rebind = resources._bool_param(deps.params(request), "rebind")
+    rebind = resources.bool_param(deps.params(request), "rebind")
     state = deps.state(request)
     scheduler = _scheduler(request)
     with state.transaction() as session:

@@ -138,35 +138,23 @@ def _render_graph(_session: Session, lb: m.LoadBalancer, rows: list[Any], full: 
 @router.put("/lbaas/loadbalancers/{lb_id}")
 def update_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context),
                         document: Any = Depends(deps.body)) -> dict[str, Any]:
-    ctx.require_write()
     body = s.parse(document, KIND.name, s.LoadBalancerUpdate)
-    state = deps.state(request)
-    with state.transaction() as session:
-        resources.get(session, KIND, lb_id, ctx)
-        lb = lifecycle.begin_change(session, lb_id, ctx.scope(None))
+    with changes.change(deps.state(request), ctx, lb_id) as (session, lb):
         changes.set_fields(lb, body, skip=("tags", "vip_qos_policy_id"))
         resources.set_tags(session, lb.id, body.tags)
         session.flush()
         response = KIND.render_one(session, lb)
-        provider, revision = state.provider(lb.provider), lb.revision
-    provider.dispatch(lb_id, revision)
     return {KIND.name: response}
 
 
 @router.delete("/lbaas/loadbalancers/{lb_id}", status_code=204)
 def delete_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
-    ctx.require_write()
-    cascade = resources._bool_param(deps.params(request), "cascade")
-    state = deps.state(request)
-    with state.transaction() as session:
-        resources.get(session, KIND, lb_id, ctx)
-        lb = lifecycle.begin_change(session, lb_id, ctx.scope(None), c.PENDING_DELETE)
+    cascade = resources.bool_param(deps.params(request), "cascade")
+    with changes.change(deps.state(request), ctx, lb_id, c.PENDING_DELETE) as (session, _lb):
         if cascade:
             lifecycle.mark_graph_deleting(session, lb_id)
         else:
             _refuse_if_children(session, lb_id)
-        provider, revision = state.provider(lb.provider), lb.revision
-    provider.dispatch(lb_id, revision)
     return Response(status_code=204)
 
 
@@ -181,11 +169,8 @@ def _refuse_if_children(session: Session, lb_id: str) -> None:
 def failover_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
     """Converge the load balancer again from the database (admin only)."""
     ctx.require_admin()
-    state = deps.state(request)
-    with state.transaction() as session:
-        lb = lifecycle.begin_change(session, lb_id, None)
-        provider, revision = state.provider(lb.provider), lb.revision
-    provider.dispatch(lb_id, revision)
+    with changes.change(deps.state(request), ctx, lb_id):
+        pass
     return Response(status_code=202)
 
 

@@ -15,7 +15,6 @@ from lbaas.api.auth import Context
 from lbaas.errors import BadRequest, NotFound
 from lbaas.api.resources import MEMBER, POOL
 from lbaas.api.routes.common import list_document
-from lbaas.db import lifecycle
 from lbaas.db import models as m
 
 router = APIRouter()
@@ -96,15 +95,11 @@ def batch_update_members(pool_id: str, request: Request, ctx: Context = Depends(
     if not isinstance(document, dict) or set(document) != {"members"}:
         raise BadRequest("The request body must be a JSON object with the key 'members'.")
     batch = s.parse({"batch": document}, "batch", s.MemberBatch)
-    additive = resources._bool_param(deps.params(request), "additive_only")
+    additive = resources.bool_param(deps.params(request), "additive_only")
     state = deps.state(request)
     pool = _pool(request, ctx, pool_id)
-    with state.transaction() as session:
-        lb = lifecycle.begin_change(session, pool.load_balancer_id, ctx.scope(None))
-        provider = state.provider(lb.provider)
-        _apply_batch(session, state, ctx, provider, pool, batch.members, additive)
-        revision = lb.revision
-    provider.dispatch(lb.id, revision)
+    with changes.change(state, ctx, pool.load_balancer_id) as (session, lb):
+        _apply_batch(session, state, ctx, state.provider(lb.provider), pool, batch.members, additive)
     return Response(status_code=202)
 
 
