@@ -9,6 +9,7 @@ indexed query plus one query per relation, whatever the table size.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -150,10 +151,22 @@ def _sort_keys(model: Any, params: Mapping[str, list[str]]) -> list[tuple[Any, b
     for key, direction in pairs:
         if direction not in ("asc", "desc"):
             raise BadRequest(f"Invalid sort direction {direction!r}: use asc or desc.")
-        keys.append((_column(model, key, "sort"), direction == "desc"))
-    if not any(col.key == "id" for col, _ in keys):
+        keys.append((_sortable(_column(model, key, "sort")), direction == "desc"))
+    if not any(getattr(col, "key", None) == "id" for col, _ in keys):
         keys.append((model.id, keys[-1][1] if keys else False))
     return keys
+
+
+# Stand-ins for NULL in sort keys: keyset pagination needs values that compare.
+NULL_FLOORS = {dt.datetime: dt.datetime(1970, 1, 1), str: "", int: -1, float: -1.0}
+
+
+def _sortable(column: Any) -> Any:
+    """The column, or for a nullable one the column with NULL as the lowest value."""
+    if not column.nullable:
+        return column
+    floor = NULL_FLOORS.get(column.type.python_type)
+    return column if floor is None else func.coalesce(column, floor)
 
 
 def _after(session: Session, model: Any, keys: list[tuple[Any, bool]], marker: str,
@@ -170,10 +183,8 @@ def _after(session: Session, model: Any, keys: list[tuple[Any, bool]], marker: s
         clauses.append(and_(*equal, step))
     # Implied by the OR, but without it databases scan the sort index from
     # its start up to the marker (a deep page costs O(offset)); with it they
-    # seek to the marker.  A NULL first key compares with nothing: skipped.
+    # seek to the marker.
     first, desc = keys[0]
-    if row[0] is None:
-        return or_(*clauses)
     return and_(first <= row[0] if desc != reverse else first >= row[0], or_(*clauses))
 
 

@@ -55,6 +55,21 @@ def test_sort_desc_and_sort_key(api: Api, family: dict) -> None:
     assert _names(api.get(f"/lbaas/loadbalancers?tags={tag}&sort_key=name&sort_dir=desc", token="alice")) == expected
 
 
+def test_sorting_on_a_nullable_key_pages_through_everything(api: Api, family: dict) -> None:
+    tag = family["marker"]
+    api.put(f"/lbaas/loadbalancers/{family['ids'][2]}", {"loadbalancer": {"description": "touched"}}, token="alice")
+    api.wait_lb(family["ids"][2], token="alice")
+    seen: list[str] = []
+    url = f"/lbaas/loadbalancers?tags={tag}&limit=2&sort=updated_at:asc"
+    while url:
+        response = api.get(url, token="alice")
+        seen += _names(response)
+        nxt = [link["href"] for link in response.json()["loadbalancers_links"] if link["rel"] == "next"]
+        url = nxt[0].replace(api.url, "") if nxt else None
+    assert sorted(seen) == sorted(f"{tag}-{i}" for i in range(7)) and len(seen) == 7
+    assert seen[-1] == f"{tag}-2"   # the only one ever updated sorts last
+
+
 def test_filters_fields_and_tags(api: Api, family: dict) -> None:
     tag = family["marker"]
     assert _names(api.get(f"/lbaas/loadbalancers?name={tag}-2", token="alice")) == [f"{tag}-2"]
