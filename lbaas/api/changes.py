@@ -71,8 +71,9 @@ def change(state: State, ctx: Context, lb_id: str,
     with state.transaction() as session:
         lb = lifecycle.begin_change(session, lb_id, ctx.scope(None), status)
         yield session, lb
-        revision, provider = lb.revision, state.provider(lb.provider)
-    provider.dispatch(lb_id, revision)
+        provider = state.provider(lb.provider)
+        revision, target = lb.revision, provider.route(session, lb)
+    provider.dispatch(lb_id, revision, target)
 
 
 def _located(state: State, ctx: Context, kind: Kind, ident: str) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """The agent-backed provider: one per environment.
 
-``placed`` binds a new load balancer in the creating transaction;
-``dispatch`` routes the change to an agent (the bound one, else a live
-peer) and casts "converge X at revision R" to that agent's queue.
+``route`` runs in the transaction of the change: it picks the agent (the
+bound one, else a live peer; a new load balancer is bound there and then);
+``dispatch`` casts "converge X at revision R" to that agent's queue after
+the commit.
 """
 
 from __future__ import annotations
@@ -77,22 +78,27 @@ class AgentProvider(Provider):
             self._cache = (time.monotonic(), merged)
         return merged
 
-    def placed(self, session: Session, lb: m.LoadBalancer) -> None:
-        if self.scheduler.place(session, lb) is None:
+    def route(self, session: Session, lb: m.LoadBalancer) -> str | None:
+        """The host of the agent that does this change (binding a new load
+        balancer on the way); None, with the reason on the row, if none is active."""
+        agent = self.scheduler.route(session, lb)
+        if agent is None:
             lb.status_reason = WAITING.format(env=self.name)
+            LOG.warning("load balancer %s: %s", lb.id, lb.status_reason)
+            return None
+        return agent.host
 
-    def dispatch(self, lb_id: str, revision: int) -> None:
+    def dispatch(self, lb_id: str, revision: int, target: str | None = None) -> None:
         try:
-            with self.db.transaction() as session:
-                lb = session.get(m.LoadBalancer, lb_id)
-                if lb is None:
-                    return
-                agent = self.scheduler.route(session, lb)
-                if agent is None:
-                    lb.status_reason = WAITING.format(env=self.name)
-                    LOG.warning("load balancer %s: %s", lb_id, lb.status_reason)
-                    return
-                host = agent.host
-            self.broker.cast(c.agent_queue(self.name, host), "converge", loadbalancer_id=lb_id, revision=revision)
+            if target is None:
+                target = self._route_now(lb_id)
+            if target is not None:
+                self.broker.cast(c.agent_queue(self.name, target), "converge",
+                                 loadbalancer_id=lb_id, revision=revision)
         except Exception:  # the pending sweep dispatches again
             LOG.exception("could not dispatch load balancer %s revision %s", lb_id, revision)
+
+    def _route_now(self, lb_id: str) -> str | None:
+        with self.db.transaction() as session:
+            lb = session.get(m.LoadBalancer, lb_id)
+            return None if lb is None else self.route(session, lb)

@@ -1,9 +1,10 @@
 """The provider seam: what the API hands a change to after it commits.
 
 A provider names an environment.  ``validate`` refuses, before anything is
-written, what the provider's data plane cannot do; ``placed`` runs inside
-the creating transaction (the agent provider writes the binding there);
-``dispatch`` runs after commit and must not raise: a change it fails to
+written, what the provider's data plane cannot do; ``route`` runs inside
+the transaction of every change (the agent provider picks the agent and,
+for a new load balancer, writes the binding there); ``dispatch`` runs
+after commit and must not raise: a change it fails to
 hand on stays PENDING and the pending sweep hands it on again.
 """
 
@@ -39,12 +40,15 @@ class Provider(abc.ABC):
     def validate(self, kind: str, fields: Mapping[str, Any]) -> None:
         """Raise Unsupported if this provider cannot realise ``fields`` of a ``kind``."""
 
-    def placed(self, session: Session, lb: m.LoadBalancer) -> None:
-        """Called in the transaction that creates ``lb``."""
+    def route(self, session: Session, lb: m.LoadBalancer) -> str | None:
+        """Called in the transaction of each change of ``lb``: where the work
+        goes (handed to ``dispatch`` as ``target``)."""
+        return None
 
     @abc.abstractmethod
-    def dispatch(self, lb_id: str, revision: int) -> None:
-        """Hand the change that reached ``revision`` on; must not raise."""
+    def dispatch(self, lb_id: str, revision: int, target: str | None = None) -> None:
+        """Hand the change that reached ``revision`` on; must not raise.
+        Without a ``target`` (sweeps), the provider routes it itself."""
 
     def stop(self) -> None:
         """Release threads and connections."""
@@ -67,7 +71,7 @@ class NoopProvider(Provider):
         self._thread = threading.Thread(target=self._run, name="noop-provider", daemon=True)
         self._thread.start()
 
-    def dispatch(self, lb_id: str, revision: int) -> None:
+    def dispatch(self, lb_id: str, revision: int, target: str | None = None) -> None:
         with self._wake:
             heapq.heappush(self._due, (time.monotonic() + self.delay, next(self._counter), lb_id, revision))
             self._wake.notify()

@@ -46,10 +46,10 @@ def create_loadbalancer(request: Request, ctx: Context = Depends(deps.context),
     provider = state.provider(body.provider)
     with state.transaction() as session:
         lb, rows = _graph(session, state, ctx, body, provider)
-        provider.placed(session, lb)
+        target = provider.route(session, lb)
         response = _render_graph(session, lb, rows, full=bool(body.listeners or body.pools))
         revision = lb.revision
-    provider.dispatch(lb.id, revision)
+    provider.dispatch(lb.id, revision, target)
     return {KIND.name: response}
 
 
