@@ -400,10 +400,7 @@ def run(quick: bool = False) -> Result:
     try:
         cluster.device_options = cluster.start_device("device-1")
         state_dir = cluster.devices["device-1"]["state_dir"]
-        cluster.start_server("server-1")
-        for host in HOSTS:
-            cluster.start_agent(host)
-        cluster.wait_agents(HOSTS)
+        cluster.start_all(["server-1"], HOSTS)
         with cluster.client() as http:
             wait_until(lambda: bool(http.get("/v2/lbaas/providers").json().get("providers")), timeout=30)
             # Warm-up: one load balancer end to end, not measured.

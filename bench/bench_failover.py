@@ -76,11 +76,7 @@ def run(quick: bool = False) -> Result:
     db, workdir = temp_database("postgresql")
     cluster = Cluster(workdir, db.url, agent_down_time=AGENT_DOWN_TIME, report_interval=REPORT_INTERVAL)
     try:
-        cluster.start_server("server-1")
-        cluster.start_server("server-2")
-        for host in HOSTS:
-            cluster.start_agent(host)
-        cluster.wait_agents(HOSTS)
+        cluster.start_all(["server-1", "server-2"], HOSTS)
         runs = [one(cluster, i) for i in range(reps)]
     finally:
         cluster.stop()
