@@ -43,7 +43,11 @@ def loadbalancer_of(session: Session, kind: Kind, obj: Any) -> str:
 
 
 def quota_limit(state: State, session: Session, project_id: str, kind: str) -> int:
-    row = session.get(m.Quota, project_id)
+    # Read once per transaction: a missing row is not kept by the identity map.
+    cache = session.info.setdefault("quota_rows", {})
+    if project_id not in cache:
+        cache[project_id] = session.get(m.Quota, project_id)
+    row = cache[project_id]
     value = getattr(row, kind) if row is not None else None
     if value is None:
         value = getattr(state.config.quotas, f"default_{kind}_quota")
