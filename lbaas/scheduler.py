@@ -143,15 +143,19 @@ class Scheduler:
 
     @staticmethod
     def _lock_project(session: Session, environment: str, project_id: str) -> None:
-        """Serialise placement per project: create the lock row if needed, then lock it."""
+        """Serialise placement per project with one statement that creates the
+        lock row if needed and write-locks it.  (Insert-if-missing followed
+        by SELECT ... FOR UPDATE deadlocks on MariaDB: waiters on the insert
+        share a lock they then all try to upgrade.)"""
         dialect = session.bind.dialect.name
         values = {"environment": environment, "project_id": project_id}
         if dialect == "postgresql":
-            stmt = pg_insert(m.ProjectLock).values(**values).on_conflict_do_nothing()
+            stmt = pg_insert(m.ProjectLock).values(**values)
+            stmt = stmt.on_conflict_do_update(index_elements=["environment", "project_id"],
+                                              set_={"project_id": stmt.excluded.project_id})
         elif dialect in ("mysql", "mariadb"):
-            stmt = mysql_insert(m.ProjectLock).values(**values).prefix_with("IGNORE")
-        else:
+            stmt = mysql_insert(m.ProjectLock).values(**values)
+            stmt = stmt.on_duplicate_key_update(project_id=stmt.inserted.project_id)
+        else:  # SQLite: the transaction already holds the database's write lock
             stmt = sqlite_insert(m.ProjectLock).values(**values).on_conflict_do_nothing()
         session.execute(stmt)
-        session.execute(select(m.ProjectLock).where(m.ProjectLock.environment == environment,
-                                                    m.ProjectLock.project_id == project_id).with_for_update())

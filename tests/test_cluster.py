@@ -18,9 +18,10 @@ from tests.cluster import Cluster, rabbitmqctl, wait_lb
 HOSTS = ["host-1", "host-2", "host-3"]
 
 
-@pytest.fixture(scope="module")
-def cluster(temp_database: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    db = temp_database("postgresql", migrate=False)
+@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+def cluster(request: pytest.FixtureRequest, temp_database: Any,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    db = temp_database(request.param, migrate=False)
     cluster = Cluster(str(tmp_path_factory.mktemp("cluster")), db.url)
     try:
         yield cluster.start_all(["server-1", "server-2"], HOSTS)
@@ -148,16 +149,28 @@ def test_rabbitmq_restart_mid_load_everything_completes(cluster: Cluster) -> Non
             wait_lb(client, lb_id, timeout=90)
 
 
-def _drop_connections(database: str, seconds: float) -> None:
-    """Kill every connection to ``database`` for a while: what a restart looks like to clients."""
+def _drop_connections(db_url: str, seconds: float) -> None:
+    """Kill every connection to the cluster's database for a while: what a
+    restart looks like to its clients."""
     from sqlalchemy import create_engine, text
-    from tests.conftest import PG_ADMIN
-    engine = create_engine(f"{PG_ADMIN}/postgres", isolation_level="AUTOCOMMIT")
+    from tests.conftest import MYSQL_ADMIN, PG_ADMIN
+    database = db_url.rsplit("/", 1)[1]
+    mysql = db_url.startswith("mysql")
+    engine = create_engine(f"{MYSQL_ADMIN}/mysql" if mysql else f"{PG_ADMIN}/postgres",
+                           isolation_level="AUTOCOMMIT")
     deadline = time.monotonic() + seconds
     with engine.connect() as conn:
         while time.monotonic() < deadline:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                              "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
+            if mysql:
+                for (ident,) in conn.execute(text("SELECT id FROM information_schema.processlist "
+                                                  "WHERE db = :db AND id <> CONNECTION_ID()"), {"db": database}):
+                    try:
+                        conn.execute(text(f"KILL {int(ident)}"))
+                    except Exception:  # already gone
+                        pass
+            else:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database})
             time.sleep(0.05)
     engine.dispose()
 
@@ -182,7 +195,7 @@ def test_database_outage_mid_load_loses_nothing(cluster: Cluster) -> None:
     loader = threading.Thread(target=load)
     loader.start()
     time.sleep(0.3)
-    _drop_connections(cluster.db_url.rsplit("/", 1)[1], 2.0)
+    _drop_connections(cluster.db_url, 2.0)
     loader.join()
     assert set(codes) <= {201, 503, "transport"}, codes   # refused cleanly, never a 500
     assert accepted

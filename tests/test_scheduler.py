@@ -16,7 +16,7 @@ from lbaas.scheduler import Scheduler
 DOWN = 30.0
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def db(request: pytest.FixtureRequest, temp_database: Any) -> Database:
     handle = Database(temp_database(request.param).url)
     yield handle
