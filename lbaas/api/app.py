@@ -10,7 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from lbaas import __version__
-from lbaas.api import errors
+from lbaas.api import errors, retry
 from lbaas.api.deps import State
 from lbaas.api.routes import agents, healthmonitors, listeners, loadbalancers, members, misc, pools, quotas
 from lbaas.scheduler import Scheduler
@@ -26,6 +26,10 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if retry.is_retryable(exc):
+        response = errors.fault(503, "The request lost a deadlock in the database; nothing was changed.")
+        response.headers[retry.RETRY_HEADER.decode()] = "1"
+        return response
     errors.LOG.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                        str(exc).splitlines()[0])
     return errors.fault(503, "The database is unavailable; nothing was changed. Try again shortly.")
@@ -50,6 +54,7 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     for db_error in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(Exception, errors.handle_unexpected)
+    app.add_middleware(retry.RetryDeadlocks)
     app.include_router(misc.root)
     for prefix in ("/v2", "/v2.0"):
         for router in ROUTERS:
