@@ -258,3 +258,24 @@ def test_openstack_cli_drives_a_whole_lifecycle(server: Api, tmp_path: Path) -> 
     assert gone.returncode != 0 and f"Unable to locate {lb_id}" in gone.stderr, gone.stderr
     assert lb_id not in [x["id"] for x in cli.json("list")]
     assert server.get(f"/lbaas/pools/{pool['id']}").status_code == 404
+
+
+def test_openstacksdk_discovers_the_api_with_auth_type_none(temp_database: Any, tmp_path: Path,
+                                                            local_only: None) -> None:
+    """With ``auth_strategy = noauth`` a client needs nothing but the endpoint."""
+    api, stop = start_api(temp_database("sqlite").url, str(tmp_path), "sqlite",
+                          extra={"api": {"auth_strategy": "noauth"}})
+    try:
+        conn = openstack.connection.Connection(auth_type="none", auth={"endpoint": api.url},
+                                               load_balancer_endpoint_override=api.url)
+        lb = conn.load_balancer.create_load_balancer(name="no-auth", vip_subnet_id="test-subnet")
+        lb = conn.load_balancer.wait_for_load_balancer(lb.id, **WAIT)
+        assert (lb.name, lb.provisioning_status) == ("no-auth", "ACTIVE")
+        assert [x.name for x in conn.load_balancer.load_balancers()] == ["no-auth"]
+    finally:
+        stop()
+
+
+def test_versions_document_needs_no_token_but_the_api_does(server: Api) -> None:
+    assert server.client.get("/").status_code == 200
+    assert server.client.get("/v2/lbaas/loadbalancers").status_code == 401
