@@ -108,9 +108,6 @@ class Section:
         except KeyError:
             raise AttributeError(f"[{self._name}] has no option {key!r}") from None
 
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self._values)
-
 
 class Config:
     """All configuration of one process."""

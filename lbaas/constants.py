@@ -89,10 +89,8 @@ REPLY_QUEUE_PREFIX: Final = "lbaas.reply."
 
 
 # --- API ----------------------------------------------------------------------
-API_VERSION: Final = "v2.0"
 API_MIN_VERSION: Final = "2.0"
 API_MAX_VERSION: Final = "2.27"
-DEFAULT_PAGE_LIMIT: Final = 1000
 
 # --- device ---------------------------------------------------------------------
 # The HAProxy data plane ("device") and its agent-side driver.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -69,9 +68,6 @@ def serve_api(state: State, scheduler: "Scheduler | None" = None) -> None:
     uvicorn.run(create_app(state, scheduler), host=config.api.bind_host, port=config.api.bind_port,
                 log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
-
-def ensure_dir(path: str) -> None:
-    os.makedirs(path, exist_ok=True)
 
 
 class Controller:

@@ -268,5 +268,4 @@ def set_tags(session: Session, ident: str, tags: list[str] | None) -> None:
     if tags is None:
         return
     session.query(m.Tag).filter(m.Tag.resource_id == ident).delete()
-    for tag in dict.fromkeys(tags):
-        session.add(m.Tag(resource_id=ident, tag=tag))
+    tag_new(session, ident, tags)

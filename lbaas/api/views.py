@@ -150,6 +150,15 @@ def healthmonitor(obj: m.HealthMonitor, related: dict[str, Any]) -> dict[str, An
     return doc
 
 
+STAT_KEYS = ("bytes_in", "bytes_out", "active_connections", "total_connections", "request_errors")
+
+
+def stats(raw: dict | None) -> dict[str, int]:
+    """Counters as the stats endpoints answer them; zeros until a device reports."""
+    raw = raw or {}
+    return {key: int(raw.get(key, 0)) for key in STAT_KEYS}
+
+
 # --- related ids, one query per relation per page -----------------------------
 
 def _grouped(session: Session, key_col: Any, value_col: Any, keys: list[str],

@@ -26,8 +26,6 @@ from lbaas.db import models as m
 
 LOG = logging.getLogger(__name__)
 
-CHILDREN = (m.Listener, m.Pool, m.Member, m.HealthMonitor)
-
 
 def begin_change(session: Session, lb_id: str, project_scope: str | None,
                  status: str = c.PENDING_UPDATE) -> m.LoadBalancer:

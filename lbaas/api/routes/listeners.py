@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from lbaas.api import build, changes, deps, resources
+from lbaas.api import build, changes, deps, resources, views
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.errors import BadRequest
@@ -73,6 +73,5 @@ def delete_listener(ident: str, request: Request, ctx: Context = Depends(deps.co
 
 @router.get("/lbaas/listeners/{ident}/stats")
 def listener_stats(ident: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    from lbaas.api.routes.loadbalancers import stats_document
     with deps.state(request).reading() as session:
-        return {"stats": stats_document(resources.get(session, KIND, ident, ctx).stats)}
+        return {"stats": views.stats(resources.get(session, KIND, ident, ctx).stats)}

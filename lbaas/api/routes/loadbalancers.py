@@ -47,7 +47,7 @@ def create_loadbalancer(request: Request, ctx: Context = Depends(deps.context),
     with state.transaction() as session:
         lb, rows = _graph(session, state, ctx, body, provider)
         target = provider.route(session, lb)
-        response = _render_graph(session, lb, rows, full=bool(body.listeners or body.pools))
+        response = _render_graph(lb, rows, full=bool(body.listeners or body.pools))
         revision = lb.revision
     provider.dispatch(lb.id, revision, target)
     return {KIND.name: response}
@@ -104,7 +104,7 @@ def _check_graph_quota(state: State, session: Session, project_id: str, rows: li
         changes.check_quota(state, session, project_id, kind, sum(isinstance(r, model) for r in rows))
 
 
-def _render_graph(_session: Session, lb: m.LoadBalancer, rows: list[Any], full: bool) -> dict[str, Any]:
+def _render_graph(lb: m.LoadBalancer, rows: list[Any], full: bool) -> dict[str, Any]:
     """The created graph's documents.  Every row was made in this
     transaction, so their relations are known: no query, same documents
     (id lists in the database's (created_at, id) order, tags sorted)."""
@@ -213,15 +213,7 @@ def _tree(session: Session, lb: m.LoadBalancer) -> dict[str, Any]:
     ], pools=[pool_doc(p) for pid, p in pools.items() if pid not in used])
 
 
-STAT_KEYS = ("bytes_in", "bytes_out", "active_connections", "total_connections", "request_errors")
-
-
-def stats_document(raw: dict | None) -> dict[str, int]:
-    raw = raw or {}
-    return {key: int(raw.get(key, 0)) for key in STAT_KEYS}
-
-
 @router.get("/lbaas/loadbalancers/{lb_id}/stats")
 def loadbalancer_stats(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     with deps.state(request).reading() as session:
-        return {"stats": stats_document(resources.get(session, KIND, lb_id, ctx).stats)}
+        return {"stats": views.stats(resources.get(session, KIND, lb_id, ctx).stats)}
