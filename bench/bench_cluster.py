@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import (POLL, ROOT, DbObserver, Result, client, expect, free_port, median, own_cpu_seconds,
+from bench.common import (POLL, ROOT, UNLIMITED_API, UNLIMITED_QUOTAS, DbObserver, Result, client, expect, free_port, median, own_cpu_seconds,
                           pids_named, proc_cpu_seconds, run_threads, stop_process, summary_ms, temp_database,
                           wait_active, wait_http)
 
@@ -119,9 +119,12 @@ log_file = {self.workdir}/aio.log
 
 [api]
 bind_port = {port}
+{UNLIMITED_API}
 
 [vip_subnets]
 bench = 10.0.0.0/8
+
+{UNLIMITED_QUOTAS}
 """)
         self.log = os.path.join(self.workdir, "aio.out")
         # --data-plane noop: no HAProxy device even where haproxy is installed.

@@ -25,6 +25,11 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Benchmarks measure the control plane, not the tenant limits: no write rate limit, no quotas.
+UNLIMITED_API = "write_rate_limit = 0"
+UNLIMITED_QUOTAS = "[quotas]\n" + "\n".join(
+    f"default_{kind}_quota = -1" for kind in ("load_balancer", "listener", "pool", "member", "health_monitor"))
 RESULTS = ROOT / "bench" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -325,12 +330,15 @@ log_file = {workdir}/server.log
 [api]
 bind_port = {self.port}
 token_file = {token_file}
+{UNLIMITED_API}
 
 [database]
 connection = {db_url}
 
 [vip_subnets]
 bench = 10.0.0.0/8
+
+{UNLIMITED_QUOTAS}
 {extra}
 """)
         self.log = os.path.join(workdir, "server.log")

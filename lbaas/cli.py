@@ -1,13 +1,19 @@
-"""The ``lbaas`` command."""
+"""The ``lbaas`` command.
+
+Contract: a configuration the command cannot run with (a file, a value, or what
+it points to: database, broker, token file, HAProxy) ends the command with exit
+code 2 and one line on standard error, ``lbaas: <what is wrong and where>``,
+never a traceback and never a password.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from lbaas import config as cfg
-from lbaas.db.session import SchemaError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,8 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         files = [*args.config_file, *args.more_config_files]
         return _run(args, cfg.load(files), files)
-    except (cfg.ConfigError, SchemaError) as exc:
-        print(f"lbaas: {exc}", file=sys.stderr)
+    except cfg.ConfigError as exc:  # start-up checks, the schema check included, raise it too
+        print("lbaas: " + " ".join(str(exc).splitlines()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
@@ -55,11 +61,10 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
         print(cfg.sample())
         return 0
     if args.command == "token":
-        from lbaas.api.auth import create_token
-        print(create_token(config.api.token_file, args.project, args.role))
-        return 0
+        return _create_token(config.api.token_file, args.project, args.role)
     if args.command == "db":
         from lbaas.db.session import Database
+        service.check_database(config.database.connection)
         db = Database(config.database.connection)
         if args.action == "upgrade":
             db.upgrade()
@@ -76,6 +81,16 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
         from lbaas import allinone
         return allinone.run(files, demo=args.demo, data_plane=args.data_plane)
     return 2
+
+
+def _create_token(path: str, project: str, role: str) -> int:
+    """Add a token to the file the server started with the same files reads; print it."""
+    from lbaas.api.auth import create_token
+    try:
+        print(create_token(path, project, role))
+    except (OSError, ValueError, TypeError) as exc:  # a corrupt file, a directory that cannot be made
+        raise cfg.ConfigError(f"[api] token file {os.path.abspath(path)} cannot be updated: {exc}") from None
+    return 0
 
 
 if __name__ == "__main__":

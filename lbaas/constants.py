@@ -86,6 +86,17 @@ def agent_queue(environment: str, host: str) -> str:
 
 # Each Broker's private reply queue is this prefix plus a random hex id.
 REPLY_QUEUE_PREFIX: Final = "lbaas.reply."
+# Seconds a start-up check waits for the database or the broker to answer.
+STARTUP_PROBE_TIMEOUT: Final = 5
+
+# --- agents and their devices ---------------------------------------------------
+# configurations["device_state"] in an agent's heartbeat.
+DEVICE_STATE_UP: Final = "up"
+DEVICE_STATE_DOWN: Final = "down"
+DEVICE_STATE_UNKNOWN: Final = "unknown"   # not looked at yet
+# Why a load balancer's last change failed (load_balancer.error_kind).
+ERROR_KIND_DEVICE: Final = "device"       # unreachable or failing: converged again once it answers
+ERROR_KIND_REJECTED: Final = "rejected"   # the device refused the configuration: never retried by itself
 
 
 # --- API ----------------------------------------------------------------------
@@ -97,6 +108,8 @@ API_MAX_VERSION: Final = "2.27"
 DEVICE_AUTH_HEADER: Final = "X-Auth-Token"
 DEVICE_DEFAULT_PORT: Final = 9443
 DEVICE_DEFAULT_STATE_DIR: Final = "/var/lib/lbaas-device"
+# The token etc/device.ini ships with; an appliance refuses to start with it.
+DEVICE_SAMPLE_TOKEN: Final = "change-me"
 DEVICE_MIN_HAPROXY_VERSION: Final = (2, 4)
 # What one device can serve; UDP/SCTP and TLS termination need more than HAProxy 2.6 + this template.
 DEVICE_LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP)
@@ -112,6 +125,11 @@ DEVICE_REQUIRED_CAPABILITIES: Final = {
     "session_persistence": SESSION_PERSISTENCE_TYPES,
     "health_monitors": ("HTTP", "HTTPS", "TCP", "PING"),
 }
+# Device answers that refuse a document (malformed, clashing, refused by HAProxy): sending
+# the same document again fails the same way.
+DEVICE_REJECTED_STATUSES: Final = (400, 409, 422)
+# Seconds an agent's periodic look at its device may take.
+DEVICE_PROBE_TIMEOUT: Final = 3.0
 # How PUT /loadbalancers/{id} reached the desired state.
 APPLIED_STARTED: Final = "started"
 APPLIED_RELOADED: Final = "reloaded"

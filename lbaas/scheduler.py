@@ -6,10 +6,14 @@ For an operation on load balancer X of project P in environment E:
 2. X is bound and its agent is not: the binding stays; the work goes to an
    active agent of the same environment and group, preferring one with
    affinity for P, then the least loaded.  None: nobody (X stays pending).
-3. X is new: among active agents of E with capacity left, one with affinity
-   for P (least loaded first), else one chosen by policy (``least_loaded`` or
-   ``random``).  The binding is written in the caller's transaction, under a
-   per-project lock so two servers placing P's load balancers agree.
+3. X is new: among active agents of E with capacity left and a device not
+   reported down, one with affinity for P (least loaded first), else one
+   chosen by policy (``least_loaded`` or ``random``).  Affinity is a
+   preference, not a funnel: an agent that holds more than
+   ``max_project_share`` of P's load balancers in E is passed over for the
+   least loaded agent that does not (1.0 turns this off).  The binding is
+   written in the caller's transaction, under a per-project lock so two
+   servers placing P's load balancers agree.
 
 "Active" is ``admin_state_up`` and a heartbeat newer than ``agent_down_time``
 by the database's clock.  Every query is indexed and bounded by the number
@@ -71,11 +75,15 @@ class DatabaseClock:
 
 
 class Scheduler:
-    def __init__(self, agent_down_time: float, policy: str = "least_loaded") -> None:
+    def __init__(self, agent_down_time: float, policy: str = "least_loaded",
+                 max_project_share: float = 1.0) -> None:
         if policy not in POLICIES:
             raise ValueError(f"scheduler_policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+        if not max_project_share > 0.0:
+            raise ValueError(f"max_project_share must be above 0 (1.0 or more: no limit), not {max_project_share}")
         self.agent_down_time = agent_down_time
         self.policy = policy
+        self.max_project_share = max_project_share
         self.clock = DatabaseClock()
 
     # --- liveness -------------------------------------------------------------
@@ -96,12 +104,16 @@ class Scheduler:
             query = query.where(m.Agent.group == group)
         return query
 
+    def placeable(self, session: Session, environment: str) -> Select:
+        """Active agents that may take a new load balancer: their device is not reported down."""
+        return self.active(session, environment).where(m.Agent.device_up.is_(True))
+
     # --- decisions ------------------------------------------------------------
 
     def place(self, session: Session, lb: m.LoadBalancer) -> m.Agent | None:
         """Bind a new load balancer to an agent (rule 3); None if no agent is active."""
         self._lock_project(session, lb.provider, lb.project_id)
-        agent = self._with_affinity(session, lb.provider, lb.project_id, None) or self._by_policy(session, lb.provider)
+        agent = self._choose(session, lb.provider, lb.project_id)
         if agent is None:
             return None
         session.add(m.Binding(loadbalancer_id=lb.id, agent_id=agent.id, project_id=lb.project_id,
@@ -134,8 +146,39 @@ class Scheduler:
         return session.scalars(self.active(session, environment, group).where(m.Agent.id.in_(serving))
                                .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first()
 
+    def _choose(self, session: Session, environment: str, project_id: str) -> m.Agent | None:
+        """Rule 3: an agent with affinity for the project within its share, least loaded
+        first; else the least loaded agent within the share; else by policy."""
+        serving = select(m.Binding.agent_id).where(m.Binding.environment == environment,
+                                                   m.Binding.project_id == project_id)
+        affine = list(session.scalars(self.placeable(session, environment).where(m.Agent.id.in_(serving))
+                                      .order_by(m.Agent.loadbalancer_count, m.Agent.id)))
+        if not affine:
+            return self._by_policy(session, environment)
+        if self.max_project_share >= 1.0:
+            return affine[0]
+        held = self._project_counts(session, environment, project_id)
+        limit = self.max_project_share * sum(held.values())
+        within = [agent for agent in affine if held.get(agent.id, 0) <= limit]
+        if within:
+            return within[0]
+        # Every agent serving the project holds more than its share: one that serves it not.
+        other = session.scalars(self.placeable(session, environment)
+                                .where(m.Agent.id.not_in([agent.id for agent in affine]))
+                                .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first()
+        return other or affine[0]
+
+    @staticmethod
+    def _project_counts(session: Session, environment: str, project_id: str) -> dict[str, int]:
+        """agent id -> the project's load balancers bound there (ix_binding_affinity: one
+        project's bindings, never all)."""
+        rows = session.execute(select(m.Binding.agent_id, func.count())
+                               .where(m.Binding.environment == environment, m.Binding.project_id == project_id)
+                               .group_by(m.Binding.agent_id))
+        return {agent_id: count for agent_id, count in rows}
+
     def _by_policy(self, session: Session, environment: str) -> m.Agent | None:
-        candidates = self.active(session, environment)
+        candidates = self.placeable(session, environment)
         if self.policy == "random":
             agents = list(session.scalars(candidates))
             return random.choice(agents) if agents else None

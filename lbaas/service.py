@@ -1,24 +1,45 @@
-"""Processes: how the pieces are put together and started."""
+"""Processes: how the pieces are put together and started.
+
+Start-up checks: before a process serves anything it looks at what its
+configuration points to, and refuses with ConfigError (``lbaas: <one line>``,
+exit 2) rather than start and answer 500 or 401 to every request:
+
+* server: the database URL parses and a connection opens (then the schema is
+  checked); the token file (auth_strategy = token) exists and holds tokens of
+  the right shape; the broker (rabbit:// or amqp://) accepts the credentials
+  and the vhost;
+* agent: the broker, as above; the device driver's options;
+* appliance: a real token (not empty, not the sample), a runnable haproxy_bin,
+  a writable state_dir, readable TLS files.
+
+No message carries a password or a token; each probe waits at most
+``constants.STARTUP_PROBE_TIMEOUT`` seconds.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from lbaas.api.app import create_app
 from lbaas.api.auth import NoAuth, TokenStore
 from lbaas.api.deps import State
-from lbaas.config import Config
+from lbaas import constants as c
+from lbaas.config import Config, ConfigError
 from lbaas.controller.provider import NoopProvider, Provider
-from lbaas.db.session import Database  # noqa: F401  (used by all-in-one)
+from lbaas.db.session import Database, SchemaError  # Database: used by all-in-one too
 from lbaas.constants import controller_queue
 from lbaas.vip import Subnets
 
 if TYPE_CHECKING:
     from lbaas.agent.service import Agent, AgentSettings
+    from lbaas.device.service import DeviceConfig
     from lbaas.messaging import Broker
     from lbaas.scheduler import Scheduler
 
@@ -27,21 +48,32 @@ LOG = logging.getLogger(__name__)
 
 def setup_logging(config: Config) -> None:
     level = logging.DEBUG if config.default.debug else logging.INFO
-    handler: logging.Handler = (logging.FileHandler(config.default.log_file) if config.default.log_file
-                                else logging.StreamHandler(sys.stderr))
+    handler: logging.Handler = _file_handler(config.default.log_file) if config.default.log_file \
+        else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # One line per HTTP request between our own processes is noise.
-    for chatty in ("httpx", "httpcore"):
+    # One line per HTTP request between our own processes is noise; so is alembic's
+    # "Context impl" at every start (and a refusal must stay one line on stderr).
+    for chatty in ("httpx", "httpcore", "alembic"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def _file_handler(path: str) -> logging.Handler:
+    try:
+        return logging.FileHandler(path)
+    except OSError as exc:
+        raise ConfigError(f"[DEFAULT] log_file {path} cannot be opened: {exc.strerror or exc}") from None
 
 
 def open_database(config: Config) -> Database:
     db = Database(config.database.connection, config.database.pool_size, config.database.max_overflow)
     if config.database.check_schema:
-        db.check_schema()
+        try:
+            db.check_schema()
+        except SchemaError as exc:
+            raise ConfigError(str(exc)) from None
     return db
 
 
@@ -83,7 +115,7 @@ class Controller:
         ctl = config.controller
         self.environments: list[str] = list(ctl.environments)
         self.broker = broker or make_broker(config, transient=database_errors())
-        self.scheduler = Scheduler(ctl.agent_down_time, ctl.scheduler_policy)
+        self.scheduler = Scheduler(ctl.agent_down_time, ctl.scheduler_policy, ctl.max_project_share)
         self.providers: dict[str, Provider] = {}
         if not self.environments or ctl.noop_provider:
             self.providers["noop"] = NoopProvider(db, ctl.noop_delay)
@@ -124,7 +156,11 @@ def make_broker(config: Config, transient: tuple[type[BaseException], ...] = ())
 
 def run_server(config: Config) -> int:
     """An API server and controller, until interrupted."""
+    # In the order an operator sets things up: database, schema, tokens, broker.
+    check_database(config.database.connection)
     db = open_database(config)
+    check_token_file(config)
+    check_broker(config.default.transport_url)
     controller = Controller(config, db)
     state = api_state(config, db, controller.providers)
     controller.start()
@@ -151,36 +187,187 @@ def make_agent(config: Config, broker: "Broker | None" = None, driver_options: d
     from lbaas import devices
     from lbaas.agent.service import Agent
     from lbaas.messaging import CallTimeout
-    options = {"max_loadbalancers": str(config.agent.max_loadbalancers), **config.device, **(driver_options or {})}
+    options = {**config.device, **(driver_options or {})}
+    if options.get("max_loadbalancers") is None:  # [device] says nothing: the agent's capacity
+        options["max_loadbalancers"] = config.agent.max_loadbalancers
     device = devices.load(driver or config.agent.device_driver, options)
-    return Agent(agent_settings(config, host), broker or make_broker(config, transient=(CallTimeout,)), device)
+    broker = broker or make_broker(config, transient=(CallTimeout,))
+    settings = agent_settings(config, host)
+    # An in-process broker reaches no other process: no other agent can serve this host.
+    settings.exclusive = not broker.url.startswith("memory://")
+    return Agent(settings, broker, device)
 
 
 def run_agent(config: Config) -> int:
-    """An agent, until interrupted."""
+    """An agent, until interrupted (0), or refused because another agent serves its host (2).
+    A device that is not ready is waited for, never a reason to exit."""
     import signal
-    import threading
-    from lbaas.devices.base import DeviceNotReady
-    agent = make_agent(config)
+    from lbaas.agent.service import AgentRefused
+    check_broker(config.default.transport_url)
+    try:
+        agent = make_agent(config)
+    except ValueError as exc:  # a driver's options: ConfigError, or a driver's own ValueError
+        raise ConfigError(str(exc)) from None
+    signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())
     try:
         agent.start()
-    except DeviceNotReady as exc:
-        LOG.error("the device does not meet the minimal requirements: %s", exc)
-        print(f"lbaas agent: device not ready: {exc}", file=sys.stderr)
-        return 3
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        stop.wait()
+        agent.stopping.wait()  # SIGTERM, or a server gave this agent's host to another
+    except AgentRefused as exc:
+        print(f"lbaas: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         pass
-    agent.stop()
-    agent.broker.close()
+    finally:
+        agent.stop()
+        agent.broker.close()
+    if agent.refusal:
+        print(f"lbaas: {agent.refusal}", file=sys.stderr)
+        return 2
     return 0
 
 
 def run_device(config: Config) -> int:
+    """The HAProxy appliance, until interrupted."""
     from lbaas.device.service import DeviceConfig, run
-    options = config.device
-    run(DeviceConfig(**{k: v for k, v in options.items() if k in DeviceConfig.__dataclass_fields__}))
+    token = config.device.token
+    if not token or token == c.DEVICE_SAMPLE_TOKEN:
+        raise ConfigError(f"[device] token is {'the sample ' + repr(token) if token else 'empty'}; "
+                          "set a secret of your own, e.g. the output of: "
+                          "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+    device = DeviceConfig(**{k: v for k, v in config.device.items() if k in DeviceConfig.__dataclass_fields__})
+    check_appliance(device)
+    run(device)
     return 0
+
+
+# --- start-up checks -------------------------------------------------------------------
+
+def check_token_file(config: Config) -> None:
+    """With auth_strategy = token: the token file exists and is {token: {project_id, roles}}."""
+    if config.api.auth_strategy != "token":
+        return
+    path = os.path.abspath(config.api.token_file)
+    files = "".join(f"--config-file {f} " for f in config.files)
+    create = f"create a token with: lbaas token create {files}--project P --role admin"
+    if not os.path.exists(path):
+        raise ConfigError(f"[api] token file {path} does not exist; {create}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entries = json.load(handle)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[api] token file {path} cannot be read: {exc}") from None
+    except ValueError as exc:  # the message quotes no content, only where
+        raise ConfigError(f"[api] token file {path} is not valid JSON: {exc}") from None
+    problem = _token_entries_problem(entries)
+    if problem:
+        raise ConfigError(f"[api] token file {path} {problem}; expected "
+                          '{"<token>": {"project_id": "<project>", "roles": ["admin"]}}; ' + create)
+
+
+def _token_entries_problem(entries: object) -> str | None:
+    """What is wrong with a token file's content, never quoting a token; None if nothing."""
+    if not isinstance(entries, dict):
+        return f"holds a JSON {type(entries).__name__}, not an object"
+    if not entries:
+        return "holds no tokens"
+    for number, entry in enumerate(entries.values(), 1):
+        project = entry.get("project_id") if isinstance(entry, dict) else None
+        roles = entry.get("roles") if isinstance(entry, dict) else None
+        if not (isinstance(project, str) and project and isinstance(roles, list)
+                and all(isinstance(role, str) for role in roles)):
+            return f"entry {number} is not {{project_id: string, roles: [strings]}}"
+    return None
+
+
+def check_database(connection: str) -> None:
+    """The ``[database] connection`` URL parses, its driver loads and a connection opens."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+    try:
+        url = make_url(connection)
+    except (ArgumentError, ValueError):  # a bad port is a ValueError; the value may hold a password
+        raise ConfigError("[database] connection is not a database URL such as "
+                          "postgresql+psycopg://user:password@host:5432/lbaas") from None
+    shown = url.render_as_string(hide_password=True)
+    engine = None
+    try:
+        engine = _probe_engine(url)
+        with engine.connect():
+            pass
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"[database] connection {shown}: unsupported database or driver ({exc})") from None
+    except (DBAPIError, OSError) as exc:
+        reason = _scrub(_first_line(getattr(exc, "orig", None) or exc), url.password)
+        raise ConfigError(f"cannot reach the database at {shown}: {reason}") from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
+def _probe_engine(url):  # type: ignore[no-untyped-def]
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+    from lbaas.db.session import make_engine
+    if url.get_backend_name() == "sqlite":
+        return make_engine(url.render_as_string(hide_password=False))
+    timeout = {"connect_timeout": c.STARTUP_PROBE_TIMEOUT} \
+        if url.get_backend_name() in ("postgresql", "mysql", "mariadb") else {}
+    return create_engine(url, poolclass=NullPool, connect_args=timeout)
+
+
+def check_broker(transport_url: str) -> None:
+    """A ``rabbit://``/``amqp://`` broker accepts a connection with these credentials and
+    vhost (``memory://`` needs no check)."""
+    if transport_url.startswith("memory://"):
+        return
+    import amqp.exceptions
+    from kombu import Connection
+    from kombu.exceptions import OperationalError
+    from lbaas.messaging import safe_url
+    # Broker connects the same way: kombu knows oslo's rabbit:// as amqp://.
+    url = "amqp://" + transport_url[len("rabbit://"):] if transport_url.startswith("rabbit://") else transport_url
+    conn = Connection(url, connect_timeout=c.STARTUP_PROBE_TIMEOUT)
+    try:
+        conn.ensure_connection(max_retries=0)
+        return
+    except amqp.exceptions.AccessRefused:
+        reason = "the broker refused the user name or password"
+    except amqp.exceptions.NotAllowed as exc:
+        reason = f"the broker refused the vhost ({getattr(exc, 'reply_text', exc)})"
+    except (OperationalError, amqp.exceptions.AMQPError, OSError) as exc:
+        reason = _first_line(exc)
+    finally:
+        conn.release()
+    raise ConfigError(f"cannot connect to the message broker at {safe_url(transport_url)} "
+                      f"([DEFAULT] transport_url): {_scrub(reason, urlsplit(url).password)}")
+
+
+def check_appliance(device: "DeviceConfig") -> None:
+    """haproxy_bin runs, state_dir is writable, the TLS files can be read."""
+    from lbaas.device.errors import HAProxyFailure
+    from lbaas.device.haproxy import haproxy_version
+    try:
+        haproxy_version(device.haproxy_bin)
+    except HAProxyFailure as exc:
+        raise ConfigError(f"[device] haproxy_bin {device.haproxy_bin!r} cannot be run: "
+                          f"{_first_line(exc.__cause__ or exc)}") from None
+    try:
+        os.makedirs(device.state_dir, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"[device] state_dir {device.state_dir} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(device.state_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"[device] state_dir {device.state_dir} is not writable by this user")
+    for name in ("tls_cert", "tls_key"):
+        path = getattr(device, name)
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"[device] {name} {path} does not exist or cannot be read")
+
+
+def _first_line(exc: object) -> str:
+    lines = str(exc).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(exc).__name__
+
+
+def _scrub(text: str, password: str | None) -> str:
+    """``text`` without ``password`` (drivers may echo parts of the URL)."""
+    return text.replace(password, "****") if password else text

@@ -1,5 +1,12 @@
 """VIP addresses without Neutron: given directly, or allocated from a
-subnet configured in ``[vip_subnets]`` (id = CIDR)."""
+subnet configured in ``[vip_subnets]`` (id = CIDR).
+
+A VIP is where a device binds a listening socket, so a tenant's choice is
+confined: an address given directly must lie in a configured subnet (admins
+may go outside when ``[api] admin_vip_anywhere`` is on), is never 0.0.0.0,
+:: or multicast (``lbaas.validate``), and is never another load balancer's
+VIP.  Refusals never name the other load balancer: it may be another
+project's."""
 
 from __future__ import annotations
 
@@ -28,18 +35,26 @@ class Subnets:
             except ValueError:
                 raise ValueError(f"[vip_subnets] {ident}: {cidr!r} is not a CIDR") from None
 
-    def resolve(self, session: Session, address: str | None, subnet_id: str | None) -> tuple[str, str | None]:
-        """The VIP address and subnet of a new load balancer, or BadRequest/Conflict."""
+    def resolve(self, session: Session, address: str | None, subnet_id: str | None,
+                anywhere: bool = False) -> tuple[str, str | None]:
+        """The VIP address and subnet of a new load balancer, or BadRequest/Conflict.
+
+        ``anywhere``: the caller may take an address outside every configured subnet.
+        """
         if subnet_id is None:
-            return str(address), self._containing(address)
-        network = self.networks.get(subnet_id)
-        if network is None:
+            subnet_id = self._containing(address)
+            if subnet_id is None and not anywhere:
+                raise BadRequest(f"VIP address {address} is not in any VIP subnet; "
+                                 f"available: {', '.join(self.networks) or 'none'}.")
+        elif subnet_id not in self.networks:
             raise BadRequest(f"Subnet {subnet_id} not found.")
-        if address is not None:
-            if ipaddress.ip_address(address) not in network:
-                raise BadRequest(f"VIP address {address} is not in subnet {subnet_id} ({network}).")
-            return address, subnet_id
-        return self._allocate(session, subnet_id, network), subnet_id
+        elif address is None:
+            return self._allocate(session, subnet_id, self.networks[subnet_id]), subnet_id
+        elif ipaddress.ip_address(address) not in self.networks[subnet_id]:
+            raise BadRequest(f"VIP address {address} is not in subnet {subnet_id} "
+                             f"({self.networks[subnet_id]}).")
+        _check_unused(session, str(address))
+        return str(address), subnet_id
 
     def _containing(self, address: str | None) -> str | None:
         ip = ipaddress.ip_address(address)
@@ -72,3 +87,9 @@ class Subnets:
             "dns_nameservers": [], "host_routes": [], "subnetpool_id": None,
             "ipv6_address_mode": None, "ipv6_ra_mode": None, "shared": True,
         }
+
+
+def _check_unused(session: Session, address: str) -> None:
+    taken = session.scalar(select(m.LoadBalancer.id).where(m.LoadBalancer.vip_address == address).limit(1))
+    if taken is not None:
+        raise Conflict(f"VIP address {address} is already in use.")

@@ -39,7 +39,7 @@ class Cluster:
     def __init__(self, workdir: str, db_url: str, environment: str = "cluster", *,
                  agent_down_time: float = 4.0, report_interval: float = 1.0, pending_timeout: float = 3.0,
                  pending_max_age: float = 120.0, device_options: dict[str, str] | None = None,
-                 device_driver: str = "noop", extra: str = "") -> None:
+                 device_driver: str = "noop", extra: str = "", max_project_share: float = 1.0) -> None:
         self.workdir = workdir
         self.environment = environment
         self.vhost = f"lbaas-test-{uuid.uuid4().hex[:8]}"
@@ -59,6 +59,8 @@ class Cluster:
         self.device_options = device_options or {}
         self.device_driver = device_driver
         self.extra = extra
+        # 1.0: pure tenant affinity, which the multi-process tests of affinity rely on.
+        self.max_project_share = max_project_share
         self.servers: dict[str, dict[str, Any]] = {}
         self.agents: dict[str, subprocess.Popen] = {}
         self.devices: dict[str, dict[str, Any]] = {}
@@ -77,6 +79,7 @@ pending_timeout = {self.pending_timeout}
 pending_max_age = {self.pending_max_age}
 sweep_interval = 1
 rpc_timeout = 5
+max_project_share = {self.max_project_share}
 """
 
     def _write(self, name: str, text: str) -> str:
@@ -112,9 +115,12 @@ cluster = 127.0.128.0/17
         self._wait(lambda: httpx.get(url + "/", timeout=1).status_code == 200, f"server {name}", proc)
         return url
 
-    def start_agent(self, host: str) -> None:
+    def start_agent(self, host: str, name: str | None = None) -> subprocess.Popen:
+        """An agent for ``host``; ``name`` (default: the host) keys it, so that a second
+        agent may try the same host."""
+        name = name or host
         device = "\n".join(f"{k} = {v}" for k, v in self.device_options.items())
-        path = self._write(f"agent-{host}.ini", self._common() + f"""
+        path = self._write(f"agent-{name}.ini", self._common() + f"""
 [agent]
 host = {host}
 environment_prefix = {self.environment}
@@ -126,7 +132,8 @@ device_driver = {self.device_driver}
 [device]
 {device}
 """)
-        self.agents[host] = self._spawn(f"agent-{host}", ["agent", "--config-file", path])
+        self.agents[name] = self._spawn(f"agent-{name}", ["agent", "--config-file", path])
+        return self.agents[name]
 
     def start_all(self, servers: list[str], agents: list[str]) -> "Cluster":
         """Start servers and agents and wait until every agent is alive."""
@@ -137,10 +144,19 @@ device_driver = {self.device_driver}
         self.wait_agents(agents)
         return self
 
+    def device_options_for(self, name: str, token: str = "device-secret") -> dict[str, str]:
+        """The haproxy driver options of device ``name``, before or after it starts."""
+        if name not in self.devices:
+            state_dir = os.path.join("/tmp", f"lbd-{uuid.uuid4().hex[:8]}")  # short: socket paths
+            self.devices[name] = {"proc": None, "url": f"http://127.0.0.1:{free_port()}", "state_dir": state_dir}
+        return {"devices": self.devices[name]["url"], "device_token": token}
+
     def start_device(self, name: str, token: str = "device-secret") -> dict[str, str]:
-        """An ``lbaas device`` process; returns the haproxy driver options that reach it."""
-        port = free_port()
-        state_dir = os.path.join("/tmp", f"lbd-{uuid.uuid4().hex[:8]}")  # short: socket paths
+        """An ``lbaas device`` process (again on the same port and state after
+        ``stop_device_service``); returns the haproxy driver options that reach it."""
+        self.device_options_for(name, token)
+        url, state_dir = self.devices[name]["url"], self.devices[name]["state_dir"]
+        port = int(url.rsplit(":", 1)[1])
         path = self._write(f"{name}.ini", f"""[device]
 bind_port = {port}
 state_dir = {state_dir}
@@ -148,14 +164,27 @@ token = {token}
 check_interval = 2
 """)
         proc = self._spawn(name, ["device", "--config-file", path])
-        url = f"http://127.0.0.1:{port}"
-        self.devices[name] = {"proc": proc, "url": url, "state_dir": state_dir}
+        self.devices[name]["proc"] = proc
         self._wait(lambda: httpx.get(url + "/", headers={"X-Auth-Token": token}, timeout=1).status_code == 200,
                    f"device {name}", proc)
         return {"devices": url, "device_token": token}
 
     def kill_agent(self, host: str) -> None:
         self._kill(self.agents.pop(host))
+
+    def stop_agent(self, name: str, timeout: float = 15) -> int:
+        """SIGTERM (a clean stop); the exit code."""
+        proc = self.agents.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        return proc.wait(timeout=timeout)
+
+    def stop_device_service(self, name: str) -> None:
+        """Stop the appliance's management service only: its HAProxy processes keep serving."""
+        proc = self.devices[name]["proc"]
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
 
     def kill_server(self, name: str) -> None:
         self._kill(self.servers[name]["proc"])
@@ -221,7 +250,7 @@ check_interval = 2
 
     def _stop_device(self, device: dict[str, Any]) -> None:
         """Stop the service and the HAProxy processes it started (found by their state dir)."""
-        if device["proc"].poll() is None:
+        if device["proc"] is not None and device["proc"].poll() is None:
             os.killpg(device["proc"].pid, signal.SIGTERM)
             device["proc"].wait(timeout=15)
         for pid_file in glob.glob(os.path.join(device["state_dir"], "*", "haproxy.pid")):

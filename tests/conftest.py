@@ -138,7 +138,8 @@ def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None
     overrides = {"api": {"bind_port": port, "token_file": token_file},
                  "database": {"connection": db_url},
                  "controller": {"noop_delay": 0.02},
-                 "vip_subnets": {"test-subnet": "127.0.64.0/18", "tiny": "127.0.200.0/30"}}
+                 "vip_subnets": {"test-subnet": "127.0.64.0/18", "tiny": "127.0.200.0/30",
+                                 "test-subnet6": "fd00::/64"}}
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     config = cfg.load(overrides=overrides)

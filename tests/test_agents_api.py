@@ -3,6 +3,8 @@ process (SQLite, the in-memory broker, noop devices) with short intervals."""
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 import time
 from collections import Counter
@@ -14,9 +16,12 @@ import pytest
 import uvicorn
 
 from lbaas import config as cfg
+from lbaas import constants as c
 from lbaas import service
+from lbaas.agent.health import JobLog
 from lbaas.api.app import create_app
 from lbaas.api.auth import create_token
+from lbaas.db import models as m
 from lbaas.db.session import Database
 from tests.conftest import free_port
 
@@ -185,3 +190,171 @@ def test_agent_resync_converges_bound_and_removes_orphans(plane: Plane) -> None:
     agent.resync()
     held = agent.driver.list_loadbalancers()
     assert lb_id in held and "orphan" not in held
+
+
+# --- devices that fail and come back ----------------------------------------------------
+
+def agent_doc(plane: Plane, host: str) -> dict:
+    return next(a for a in plane.client.get("/v2.0/agents").json()["agents"] if a["host"] == host)
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_heartbeat_goes_on_while_the_device_is_down_and_new_work_goes_elsewhere(plane: Plane) -> None:
+    plane.start_agent("a1")
+    plane.wait_alive("a1", True)
+    first = plane.create("steady")
+    plane.wait(first)
+    plane.agents["a1"].driver.available = False
+    down = wait_for(lambda: (doc := agent_doc(plane, "a1"))["configurations"]["device_state"] == "down" and doc,
+                    "device_state down")
+    assert "unreachable" in down["configurations"]["device_error"]
+    time.sleep(DOWN * 2)
+    assert agent_doc(plane, "a1")["alive"]          # heartbeats never waited on the device
+    waiting = plane.create("newcomer")
+    time.sleep(0.5)
+    assert "device answers" in plane.lb(waiting)["status_reason"]
+    plane.start_agent("a2")
+    assert plane.wait(waiting)["provisioning_status"] == "ACTIVE"   # the pending sweep places it
+    assert plane.hosting(waiting) == "a2" and plane.hosting(plane.create("steady")) == "a2"
+    plane.agents["a1"].driver.available = True
+    wait_for(lambda: agent_doc(plane, "a1")["configurations"]["device_state"] == "up", "device_state up")
+    assert agent_doc(plane, "a1")["configurations"]["device_error"] is None
+
+
+def test_device_failure_heals_without_a_user_change(plane: Plane) -> None:
+    plane.start_agent("a1")
+    plane.wait_alive("a1", True)
+    lb_id = plane.create("heal")
+    plane.wait(lb_id)
+    driver = plane.agents["a1"].driver
+    driver.available = False
+    assert plane.client.put(f"/v2/lbaas/loadbalancers/{lb_id}",
+                            json={"loadbalancer": {"name": "while-down"}}).status_code == 200
+    failed = plane.wait(lb_id, "ERROR")
+    assert "device unavailable" in failed["status_reason"]
+    started = time.monotonic()
+    driver.available = True
+    healed = plane.wait(lb_id, "ACTIVE")
+    # Far sooner than the resync interval (300 s): the device's return starts a pass.
+    assert time.monotonic() - started < 5 and healed["status_reason"] is None
+    assert driver.list_loadbalancers()[lb_id] == 2 and driver._held[lb_id]["name"] == "while-down"
+
+
+def test_rejected_configuration_stays_in_error_and_is_not_retried(plane: Plane) -> None:
+    plane.start_agent("a1")
+    plane.wait_alive("a1", True)
+    lb_id = plane.create("picky")
+    before = plane.wait(lb_id)
+    agent = plane.agents["a1"]
+    agent.driver.rejecting = True
+    assert plane.client.put(f"/v2/lbaas/loadbalancers/{lb_id}",
+                            json={"loadbalancer": {"name": "refused"}}).status_code == 200
+    failed = plane.wait(lb_id, "ERROR")
+    assert "rejected by the device" in failed["status_reason"]
+    # Even with a device that would now accept it, neither a resync nor the
+    # device's return converges it again: it waits for the user's next change.
+    agent.driver.rejecting = False
+    agent.resync()
+    agent.driver.available = False
+    wait_for(lambda: not agent.health.up, "device down")
+    agent.driver.available = True
+    wait_for(lambda: agent.health.up, "device up")
+    time.sleep(0.5)
+    assert agent.driver.list_loadbalancers()[lb_id] == 1 and agent.driver._held[lb_id]["name"] == before["name"]
+    assert plane.lb(lb_id)["provisioning_status"] == "ERROR"
+    assert plane.client.put(f"/v2/lbaas/loadbalancers/{lb_id}",
+                            json={"loadbalancer": {"name": "accepted"}}).status_code == 200
+    assert plane.wait(lb_id)["name"] == "accepted"
+
+
+def test_agent_started_before_its_device_waits_heartbeats_and_then_serves(plane: Plane) -> None:
+    agent = service.make_agent(plane.config, plane.controller.broker, host="early", driver="noop")
+    agent.driver.available = False
+    agent.start()                                   # does not raise, does not exit
+    plane.agents["early"] = agent
+    plane.wait_alive("early", True)
+    wait_for(lambda: agent_doc(plane, "early")["configurations"]["device_state"] == "down", "device_state down")
+    lb_id = plane.create("patient")
+    time.sleep(0.5)
+    assert plane.lb(lb_id)["provisioning_status"] == "PENDING_CREATE"
+    agent.driver.available = True
+    plane.wait(lb_id)
+    assert agent.driver.list_loadbalancers() == {lb_id: 1}
+
+
+def test_a_device_outage_logs_one_warning_and_one_recovery(plane: Plane, caplog: pytest.LogCaptureFixture) -> None:
+    plane.start_agent("a1")
+    plane.wait_alive("a1", True)
+    plane.wait(plane.create("noisy"))
+    agent = plane.agents["a1"]
+    caplog.clear()
+    caplog.set_level("DEBUG", logger="lbaas.agent")
+    agent.driver.available = False
+    time.sleep(2.0)                                 # several report intervals of 0.3 s
+    agent.driver.available = True
+    wait_for(lambda: agent.health.up, "device up")
+    time.sleep(0.5)
+    mine = [r for r in caplog.records if r.name.startswith("lbaas.agent")]
+    warnings = [r for r in mine if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "down" in warnings[0].getMessage(), [r.getMessage() for r in warnings]
+    assert len([r for r in mine if r.levelname == "INFO" and "answers" in r.getMessage()]) == 1
+    assert len([r for r in mine if r.levelname == "DEBUG" and "still down" in r.getMessage()]) >= 2
+    assert not [r for r in mine if r.exc_info]
+
+
+def test_job_log_warns_once_then_debug_then_one_recovery(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG", logger="test.joblog")
+    log = JobLog("heartbeat", logging.getLogger("test.joblog"))
+    for _ in range(3):
+        log.failed(TimeoutError("no reply"))
+    log.succeeded()
+    log.succeeded()
+    levels = [r.levelname for r in caplog.records]
+    assert levels == ["WARNING", "DEBUG", "DEBUG", "INFO"]
+    assert "TimeoutError: no reply" in caplog.records[0].getMessage()
+
+
+def test_an_agent_whose_host_was_taken_over_stops(plane: Plane) -> None:
+    plane.start_agent("a1")
+    plane.wait_alive("a1", True)
+    agent = plane.agents["a1"]
+    env = agent.settings.environment
+    taken = plane.controller.handlers.report_state(host="a1", environment=env, start_flag=True,
+                                                   instance_id="successor", exclusive=False)
+    assert taken == {"accepted": True}
+    assert wait_for(lambda: agent.stopping.is_set(), "the displaced agent to stop")
+    assert "successor" in agent.refusal and "no longer serves host a1" in agent.refusal
+    time.sleep(1.0)                                 # it sends no more heartbeats: no flapping
+    with plane.controller.handlers.db.reading() as session:
+        assert session.query(m.Agent).filter_by(host="a1").one().instance_id == "successor"
+
+
+def test_heartbeat_does_not_wait_on_a_device_that_hangs(plane: Plane) -> None:
+    # A device that accepts connections and never answers (the listen backlog
+    # completes the handshake); the driver would wait 60 s per request.
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    try:
+        options = {"devices": f"http://127.0.0.1:{hung.getsockname()[1]}", "device_token": "t", "timeout": "60"}
+        agent = service.make_agent(plane.config, plane.controller.broker, options, host="stuck", driver="haproxy")
+        agent.start()
+        plane.agents["stuck"] = agent
+        plane.wait_alive("stuck", True)
+        down = wait_for(lambda: (doc := agent_doc(plane, "stuck"))["configurations"]["device_state"] == "down"
+                        and doc, "device_state down", timeout=c.DEVICE_PROBE_TIMEOUT + 5)
+        assert "timed out" in down["configurations"]["device_error"]
+        for _ in range(int(DOWN * 2 / 0.3)):        # heartbeats every 0.3 s go on meanwhile
+            assert agent_doc(plane, "stuck")["alive"]
+            time.sleep(0.3)
+    finally:
+        hung.close()

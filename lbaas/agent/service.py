@@ -4,28 +4,62 @@ An agent never reads the database.  A cast says "converge load balancer X"
 (with the revision that prompted it); the agent asks a server for X's
 desired state now, converges its device to it and reports the revision it
 reached.  Duplicate, late or reordered casts therefore do no harm.
+
+Contracts:
+
+- One host, one agent.  ``start`` registers with a server by an RPC call
+  carrying a fresh instance id and raises ``AgentRefused`` while another
+  live agent serves the same host; a heartbeat refused later (another
+  instance took the host over) stops this agent (``refusal`` says why).
+  ``stop`` tells a server, so that a restart takes over at once.
+- The heartbeat never waits on the device.  A watcher thread looks at the
+  device (``verify`` until it passes, then a short ``probe`` every report
+  interval, ``verify`` again after an outage) and every converge tells
+  ``health`` what it saw; the heartbeat reports that (``device_state``,
+  ``device_error``).  An agent started before its device keeps
+  heartbeating and retries with backoff.
+- Failures say their kind: a device that could not be reached or failed
+  (``error_kind`` device) is converged again as soon as it answers (the
+  down -> up transition starts a resync pass at once); a configuration the
+  device refused (``error_kind`` rejected) is never retried by itself.
+- Periodic jobs log a failure once per state change (``health.JobLog``).
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lbaas import constants as c
-from lbaas.devices.base import DeviceDriver, DeviceError
+from lbaas.agent.health import DeviceHealth, JobLog
+from lbaas.devices.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 from lbaas.messaging import Broker, CallTimeout, RemoteError
 
 LOG = logging.getLogger(__name__)
 
+# First delay between retries of a device or server that does not answer yet; it doubles up
+# to the report interval, so a device that comes up is seen within one interval.
+FIRST_RETRY = 0.5
+
+
+class AgentRefused(Exception):
+    """A server refused this agent: another agent serves its host (the message says which)."""
+
 
 class AgentSettings:
-    """The agent's slice of the configuration."""
+    """The agent's slice of the configuration.
+
+    ``exclusive``: refuse to start while another agent serves the host (off
+    only where the broker is in-process and no other process can be one)."""
 
     def __init__(self, host: str, environment: str, group: int = 1, report_interval: float = 10.0,
                  resync_interval: float = 300.0, stats_interval: float = 10.0, rpc_timeout: float = 10.0,
-                 workers: int = 4) -> None:
+                 workers: int = 4, exclusive: bool = True) -> None:
         self.host = host
         self.environment = environment
         self.group = group
@@ -34,6 +68,7 @@ class AgentSettings:
         self.stats_interval = stats_interval
         self.rpc_timeout = rpc_timeout
         self.workers = workers
+        self.exclusive = exclusive
 
 
 class Agent:
@@ -43,12 +78,19 @@ class Agent:
         self.driver = driver
         self.controller = c.controller_queue(settings.environment)
         self.queue = c.agent_queue(settings.environment, settings.host)
-        self._stop = threading.Event()
+        self.instance_id = uuid.uuid4().hex
+        self.health = DeviceHealth()
+        self.stopping = threading.Event()
+        self.refusal: str | None = None     # why a server made this agent stop
+        self._wake = {name: threading.Event() for name in ("heartbeat", "resync", "stats", "device")}
         self._threads: list[threading.Thread] = []
         self._consumers: list[Any] = []
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
+        self._stop_guard = threading.Lock()
+        self._registered = self._stopped = self._device_seen = False
         self.inventory: dict[str, Any] = {}
+        self._device_report: dict[str, Any] = {"loadbalancers": 0, "capacity_score": 0.0}
         self._last_stats: dict[str, dict[str, Any]] = {}
         # What this agent reports statistics for: its bound load balancers and
         # those it converged for a dead peer.  Devices may be shared, so the
@@ -58,53 +100,174 @@ class Agent:
     # --- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Verify the device (raises DeviceNotReady), then start serving."""
-        self.inventory = self.driver.verify()
-        self.report_state(start_flag=True)
+        """Register (raises ``AgentRefused``; waits while no server answers), then serve.
+        The device is looked at in the background, never here."""
+        self._register()
+        if self.stopping.is_set():
+            return
         # Several consumers on the one queue: load balancers converge in
         # parallel, while the per-load-balancer lock keeps each one serial.
         self._consumers = [self.broker.serve([self.queue], {"converge": self.converge},
                                              name=f"agent-{self.settings.host}-{i}")
                            for i in range(max(1, self.settings.workers))]
-        for name, interval, job in (("heartbeat", self.settings.report_interval, self.report_state),
-                                    ("resync", self.settings.resync_interval, self.resync),
-                                    ("stats", self.settings.stats_interval, self.report_stats)):
-            thread = threading.Thread(target=self._every, args=(interval, job, name == "resync"),
-                                      name=f"{name}-{self.settings.host}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        LOG.info("agent %s serving %s", self.settings.host, self.queue)
+        s = self.settings
+        self._spawn("device", self._watch_device)
+        self._spawn("heartbeat", self._every, s.report_interval, self.heartbeat, self._wake["heartbeat"])
+        self._spawn("resync", self._every, s.resync_interval, self.resync, self._wake["resync"],
+                    s.report_interval)
+        self._spawn("stats", self._every, s.stats_interval, self.report_stats, self._wake["stats"])
+        LOG.info("agent %s serving %s (instance %s)", s.host, self.queue, self.instance_id)
 
     def stop(self) -> None:
-        self._stop.set()
-        for consumer in self._consumers:
-            consumer.stop()
+        """Stop serving and tell a server this instance is gone. Idempotent."""
+        with self._stop_guard:
+            if self._stopped:
+                return
+            self._stopped = True
+        self.stopping.set()
+        for event in self._wake.values():
+            event.set()
+        self._stop_consumers()
         for thread in self._threads:
-            thread.join(timeout=5)
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        if self._registered and self.refusal is None:
+            try:
+                self.broker.cast(self.controller, "agent_stopped", host=self.settings.host,
+                                 environment=self.settings.environment, instance_id=self.instance_id)
+            except Exception as exc:  # the row then frees itself after agent_down_time
+                LOG.warning("could not tell a server that agent %s stopped: %s", self.settings.host, exc)
+        LOG.info("agent %s stopped", self.settings.host)
 
-    def _every(self, interval: float, job: Any, now: bool) -> None:
-        if now and not self._stop.is_set():
-            self._safely(job)
-        while not self._stop.wait(interval):
-            self._safely(job)
+    def _stop_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            consumer.stop()
 
-    @staticmethod
-    def _safely(job: Any) -> None:
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"{name}-{self.settings.host}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _every(self, interval: float, job: Callable[[], None], wake: threading.Event,
+               retry: float | None = None) -> None:
+        """Run ``job`` every ``interval`` s, or at once when ``wake`` is set, until stopping;
+        after a failure again in ``retry`` s.  Failures are logged once per state change."""
+        log = JobLog(job.__name__)
+        delay = interval
+        while not self.stopping.is_set():
+            wake.wait(delay)
+            wake.clear()
+            if self.stopping.is_set():
+                return
+            try:
+                job()
+            except Exception as exc:
+                log.failed(exc)
+                delay = retry or interval
+            else:
+                log.succeeded()
+                delay = interval
+
+    # --- registration and heartbeat ---------------------------------------------
+
+    def _register(self) -> None:
+        """The start report, as a call: a server answers whether this agent may serve its
+        host.  Retries with backoff while no server answers (until ``stop``)."""
+        log = JobLog("registration")
+        for delay in _backoff(self.settings.report_interval):
+            try:
+                answer = self.broker.call(self.controller, "report_state", timeout=self.settings.rpc_timeout,
+                                          **self._state(start_flag=True))
+            except (CallTimeout, RemoteError) as exc:
+                log.failed(exc)
+                if self.stopping.wait(delay):
+                    return
+                continue
+            log.succeeded()
+            if isinstance(answer, dict) and not answer.get("accepted", True):
+                raise AgentRefused(answer.get("reason") or "a server refused this agent")
+            self._registered = True
+            return
+
+    def heartbeat(self) -> None:
+        """One state report, as a call: never touches the device.  Raises ``CallTimeout``
+        or ``RemoteError``; a refusal (another instance owns the host) stops this agent."""
+        answer = self.broker.call(self.controller, "report_state", timeout=self.settings.rpc_timeout,
+                                  **self._state())
+        if isinstance(answer, dict) and not answer.get("accepted", True):
+            self.refusal = answer.get("reason") or "a server refused this agent's heartbeat"
+            LOG.error("agent %s stops serving: %s", self.settings.host, self.refusal)
+            self.stopping.set()
+            self._stop_consumers()
+
+    def _state(self, start_flag: bool = False) -> dict[str, Any]:
+        """The report: what the agent last knew of its device, never a fresh look."""
+        report = self._device_report
+        return {"host": self.settings.host, "environment": self.settings.environment,
+                "group": self.settings.group, "device_driver": self.driver.name,
+                "capacity_score": report["capacity_score"], "start_flag": start_flag,
+                "instance_id": self.instance_id, "exclusive": self.settings.exclusive,
+                "configurations": {**self.inventory, **self.health.report(),
+                                   "loadbalancers": report["loadbalancers"],
+                                   "report_interval": self.settings.report_interval}}
+
+    # --- the device -------------------------------------------------------------
+
+    def _watch_device(self) -> None:
+        """Look at the device every report interval; while it is down, retry sooner
+        (backoff from FIRST_RETRY up to the report interval)."""
+        delays = _backoff(self.settings.report_interval)
+        while not self.stopping.is_set():
+            self.check_device()
+            if self.health.up:
+                delays = _backoff(self.settings.report_interval)
+                delay = self.settings.report_interval
+            else:
+                delay = next(delays)
+            self._wake["device"].wait(delay)
+            self._wake["device"].clear()
+
+    def check_device(self) -> None:
+        """One look: ``verify`` while the device is not known up (it may have been replaced
+        during an outage), else the short ``probe``.  Must not raise."""
         try:
-            job()
-        except Exception:
-            LOG.exception("periodic %s failed; it runs again next interval", getattr(job, "__name__", job))
+            if not self.health.up:
+                self.inventory = self.driver.verify()
+                self.health.verified = True
+            report = self.driver.probe()
+        except (DeviceError, DeviceNotReady) as exc:
+            self._device_down(str(exc))
+            return
+        except Exception as exc:  # a driver's bug must not end the watcher
+            self._device_down(f"{type(exc).__name__}: {exc}")
+            return
+        self._device_report = report
+        self._device_up()
 
-    # --- state reports ----------------------------------------------------------
+    def _device_up(self) -> None:
+        if self.health.answered():
+            LOG.info("device of agent %s %s", self.settings.host,
+                     "answers again; converging what it missed" if self._device_seen else "is ready")
+            self._device_seen = True
+            self._wake["resync"].set()
+            self._wake["heartbeat"].set()
 
-    def report_state(self, start_flag: bool = False) -> None:
-        held = self.driver.list_loadbalancers()
-        self.broker.cast(self.controller, "report_state", host=self.settings.host,
-                         environment=self.settings.environment, group=self.settings.group,
-                         device_driver=self.driver.name, capacity_score=self.driver.capacity_score(),
-                         start_flag=start_flag,
-                         configurations={**self.inventory, "loadbalancers": len(held),
-                                         "report_interval": self.settings.report_interval})
+    def _device_down(self, reason: str) -> None:
+        if self.health.failed(reason):
+            LOG.warning("device of agent %s is down: %s; retrying with backoff, the heartbeat goes on",
+                        self.settings.host, reason)
+            self._wake["heartbeat"].set()
+        else:
+            LOG.debug("device of agent %s still down: %s", self.settings.host, reason)
+
+    def _device_ready(self) -> None:
+        """Raise ``DeviceError`` unless the device passed ``verify`` (waiting briefly for
+        the first look, which runs at start)."""
+        if not self.health.verified:
+            self.health.checked.wait(self.settings.rpc_timeout)
+        if not self.health.verified:
+            raise DeviceError(f"device not ready: {self.health.error or 'not looked at yet'}")
 
     # --- converging -------------------------------------------------------------
 
@@ -124,6 +287,7 @@ class Agent:
     def _apply(self, desired: dict[str, Any]) -> None:
         lb_id, revision = desired["id"], desired["revision"]
         try:
+            self._device_ready()
             if desired["deleted"]:
                 self.driver.delete(lb_id)
                 self._owned.discard(lb_id)
@@ -131,13 +295,33 @@ class Agent:
                 self.driver.converge(desired)
                 self._owned.add(lb_id)
         except DeviceError as exc:
-            LOG.error("load balancer %s revision %s failed on the device: %s", lb_id, revision, exc)
-            if revision is not None:
-                self._report(lb_id, revision, error=str(exc))
+            self._failed(lb_id, revision, exc)
             return
+        self._device_up()
         if revision is not None:
-            status = None if desired["deleted"] else self.driver.status(lb_id)
+            status = None if desired["deleted"] else self._status(lb_id)
             self._report(lb_id, revision, operating=to_operating(status) if status else None)
+
+    def _failed(self, lb_id: str, revision: int | None, exc: DeviceError) -> None:
+        """Record and report a failed converge or delete, with its kind."""
+        rejected = isinstance(exc, DeviceRejected)
+        if rejected:
+            self._device_up()  # it answered: the document is at fault
+            reason, kind = f"rejected by the device: {exc}", c.ERROR_KIND_REJECTED
+        else:
+            self._device_down(str(exc))
+            reason, kind = f"device unavailable (converged again once it answers): {exc}", c.ERROR_KIND_DEVICE
+        LOG.error("load balancer %s revision %s failed: %s", lb_id, revision, reason)
+        if revision is not None:
+            self._report(lb_id, revision, error=reason, error_kind=kind)
+
+    def _status(self, lb_id: str) -> dict | None:
+        """The device's status document; None when it cannot say (the change itself worked)."""
+        try:
+            return self.driver.status(lb_id)
+        except DeviceError as exc:
+            LOG.warning("no status for load balancer %s: %s", lb_id, exc)
+            return None
 
     def _report(self, lb_id: str, revision: int, **fields: Any) -> None:
         self.broker.cast(self.controller, "update_status", loadbalancer_id=lb_id, revision=revision, **fields)
@@ -145,19 +329,25 @@ class Agent:
     # --- resync -----------------------------------------------------------------
 
     def resync(self) -> None:
-        """Converge every load balancer bound here; remove what no longer exists."""
-        try:
-            bound = self.broker.call(self.controller, "get_bound_loadbalancers", host=self.settings.host,
-                                     environment=self.settings.environment, timeout=self.settings.rpc_timeout)
-        except (CallTimeout, RemoteError) as exc:
-            LOG.warning("resync postponed: %s", exc)
+        """Converge every bound load balancer that needs it; remove what no longer exists.
+        Waits while the device is down: its recovery starts a pass at once."""
+        if not self.health.up:
+            LOG.debug("resync of agent %s waits: device %s", self.settings.host, self.health.state)
             return
+        bound = self.broker.call(self.controller, "get_bound_loadbalancers", host=self.settings.host,
+                                 environment=self.settings.environment, timeout=self.settings.rpc_timeout)
         held = self.driver.list_loadbalancers()
         self._owned = {entry["id"] for entry in bound} | (self._owned & set(held))
         for entry in bound:
-            if held.get(entry["id"]) != entry["revision"]:
-                self._safely(lambda lb_id=entry["id"]: self.converge(lb_id))
+            if needs_converge(entry, held.get(entry["id"])):
+                self._converge_quietly(entry["id"])
         self.remove_orphans(set(held) - {entry["id"] for entry in bound})
+
+    def _converge_quietly(self, lb_id: str) -> None:
+        try:
+            self.converge(lb_id)
+        except (CallTimeout, RemoteError) as exc:
+            LOG.warning("resync of load balancer %s postponed: %s", lb_id, exc)
 
     def remove_orphans(self, candidates: set[str]) -> None:
         """Delete device load balancers that exist nowhere in the database.
@@ -177,6 +367,8 @@ class Agent:
 
     def report_stats(self) -> None:
         """One message per load balancer whose statuses or counters changed."""
+        if not self.health.up:
+            return
         held = set(self.driver.list_loadbalancers()) & self._owned
         for lb_id in held:
             status = self.driver.status(lb_id)
@@ -190,6 +382,23 @@ class Agent:
             self._last_stats[lb_id] = report
         for gone in set(self._last_stats) - set(held):
             del self._last_stats[gone]
+
+
+def needs_converge(entry: dict[str, Any], held_revision: int | None) -> bool:
+    """Whether resync converges a bound load balancer (``entry`` as
+    ``get_bound_loadbalancers`` returns it) whose device holds ``held_revision``."""
+    if entry.get("status") == c.ERROR:
+        kind = entry.get("error_kind")
+        if kind == c.ERROR_KIND_REJECTED:
+            return False  # the same document would be refused again: it waits for a change
+        if kind == c.ERROR_KIND_DEVICE:
+            return True   # the device may hold it and have failed to say so: converge again
+    return held_revision != entry["revision"]
+
+
+def _backoff(largest: float) -> Iterator[float]:
+    """FIRST_RETRY, doubling, at most ``largest`` (and never below FIRST_RETRY)."""
+    return (min(FIRST_RETRY * 2 ** min(n, 20), max(largest, FIRST_RETRY)) for n in itertools.count())
 
 
 def to_operating(status: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""The ASGI application: every route under both /v2 and /v2.0."""
+"""The ASGI application: every route under both /v2 and /v2.0.
+
+From the outside in: ``limits.RequestGuard`` (body size, request target),
+``retry.RetryDeadlocks`` (replays writes that lost a deadlock), then the
+routes, whose caller is authenticated and write-limited in ``deps.context``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from lbaas import __version__
-from lbaas.api import errors, retry
+from lbaas.api import errors, limits, openapi, retry
 from lbaas.api.deps import State
 from lbaas.api.routes import agents, healthmonitors, listeners, loadbalancers, members, misc, pools, quotas
 from lbaas.scheduler import Scheduler
@@ -42,6 +47,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return errors.fault(400, f"Invalid input for {where}: {first.get('msg')}")
 
 
+async def _too_many_writes(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, limits.TooManyWrites)
+    response = errors.fault(429, "Too many writes from this project; retry after the time in Retry-After.")
+    response.headers["Retry-After"] = limits.retry_after_header(exc.retry_after)
+    return response
+
+
 def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="lbaas", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
@@ -53,10 +65,16 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     for db_error in (OperationalError, InterfaceError, PoolTimeout):
         app.add_exception_handler(db_error, _database_unavailable)
+    app.add_exception_handler(limits.TooManyWrites, _too_many_writes)
     app.add_exception_handler(Exception, errors.handle_unexpected)
+    api = state.config.api
+    app.state.write_limiter = limits.WriteLimiter(api.write_rate_limit, api.write_rate_burst)
     app.add_middleware(retry.RetryDeadlocks)
+    # Added last, so outermost: no body is read or buffered before the guard.
+    app.add_middleware(limits.RequestGuard, max_body=api.max_request_body_size)
     app.include_router(misc.root)
     for prefix in ("/v2", "/v2.0"):
         for router in ROUTERS:
-            app.include_router(router, prefix=prefix)
+            app.include_router(router, prefix=prefix, include_in_schema=prefix == "/v2")
+    openapi.install(app)
     return app

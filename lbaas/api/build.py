@@ -4,12 +4,14 @@ listener on the port, a pool already in use) are checked here."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
+from lbaas import validate
 from lbaas.api import schemas as s
 from lbaas.api.deps import State
 from lbaas.errors import BadRequest, Conflict
@@ -38,6 +40,8 @@ def check_protocols(listener_protocol: str, pool_protocol: str) -> None:
 
 def listener(state: State, provider: Provider, body: s.ListenerCreate, lb: m.LoadBalancer,
              project_id: str) -> m.Listener:
+    body.insert_headers = check_listener_extras(body.insert_headers, body.allowed_cidrs,
+                                                body.protocol, lb.vip_address)
     fields = body.model_dump(exclude={"default_pool", "tags"})
     state.validate(provider, "listener", fields)
     return _tagged(m.Listener(
@@ -51,6 +55,22 @@ def listener(state: State, provider: Provider, body: s.ListenerCreate, lb: m.Loa
         insert_headers=body.insert_headers, allowed_cidrs=body.allowed_cidrs), body.tags)
 
 
+def check_listener_extras(headers: dict[str, str] | None, cidrs: list[str] | None,
+                          protocol: str, vip_address: str) -> dict[str, str] | None:
+    """The canonical insert_headers of a listener; BadRequest when they or allowed_cidrs do
+    not fit its protocol or its VIP's address family."""
+    try:
+        canonical = None if headers is None else validate.insert_headers(headers, protocol)
+    except ValueError as exc:
+        raise BadRequest(f"Invalid input for listener.insert_headers: {exc}") from None
+    version = ipaddress.ip_address(vip_address).version
+    for cidr in cidrs or []:
+        if ipaddress.ip_network(cidr).version != version:
+            raise BadRequest(f"Invalid input for listener.allowed_cidrs: {cidr} is not of the "
+                             f"IP version of the VIP (IPv{version}).")
+    return canonical
+
+
 def _or(value: int | None, default: int) -> int:
     return default if value is None else value
 
@@ -59,8 +79,8 @@ def check_port_free(session: Session, vip_address: str, port: int) -> None:
     taken = session.scalar(select(m.Listener.load_balancer_id).where(
         m.Listener.vip_address == vip_address, m.Listener.protocol_port == port).limit(1))
     if taken is not None:
-        raise Conflict(f"Another listener (on load balancer {taken}) already uses "
-                       f"VIP {vip_address} port {port}.")
+        # Not naming the load balancer: it may be another project's.
+        raise Conflict(f"Another listener already uses VIP {vip_address} port {port}.")
 
 
 def check_default_pool(session: Session, listener_row: m.Listener, pool_id: str | None) -> None:

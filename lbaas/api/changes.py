@@ -136,14 +136,18 @@ def _cascade_pool_delete(session: Session, obj: Any) -> None:
             child.provisioning_status = c.PENDING_DELETE
 
 
+# What a null in an update body sets a field to, where the column holds no null.
+CLEARED_TO: dict[str, Any] = {"name": "", "description": "", "insert_headers": {}}
+
+
 def set_fields(obj: Any, body: Any, skip: tuple[str, ...] = ("tags",)) -> None:
     """Copy the fields a client gave in an update body onto ``obj``."""
     for field in body.model_fields_set:
         if field in skip:
             continue
         value = getattr(body, field)
-        if field in ("name", "description") and value is None:
-            value = ""
+        if value is None and field in CLEARED_TO:
+            value = CLEARED_TO[field]
         if hasattr(value, "model_dump"):
             value = value.model_dump(exclude_none=True)
         setattr(obj, field, value)

@@ -1,4 +1,5 @@
-"""What every route needs: the process state, the caller, the body."""
+"""What every route needs: the process state, the caller (whose writes
+spend its project's tokens, see ``limits.WriteLimiter``), the body."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi import Request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lbaas.api import schemas
+from lbaas.api import limits, schemas
 from lbaas.api.auth import TOKEN_HEADER, Context, NoAuth, TokenStore
 from lbaas.errors import BadRequest, Conflict
 from lbaas.config import Config, default_provider
@@ -31,6 +32,11 @@ CONSTRAINT_MESSAGES = {
         "Another member of this pool already uses this address and protocol port.",
     ("health_monitor_pool_id", "health_monitor.pool_id"): "This pool already has a health monitor.",
 }
+
+
+# The width of every project_id column.
+MAX_PROJECT_ID = 255
+RATE_COUNTED = "lbaas.write_counted"
 
 
 @dataclasses.dataclass
@@ -85,10 +91,33 @@ def state(request: Request) -> State:
 
 
 def context(request: Request) -> Context:
+    """The caller; a write of a non-admin also spends one of its project's tokens."""
     auth = state(request).auth
     if isinstance(auth, NoAuth):
-        return auth.authenticate(None, request.headers.get("X-Project-Id"))
-    return auth.authenticate(request.headers.get(TOKEN_HEADER))
+        ctx = auth.authenticate(None, _project_header(request))
+    else:
+        ctx = auth.authenticate(request.headers.get(TOKEN_HEADER))
+    _limit_writes(request, ctx)
+    return ctx
+
+
+def _project_header(request: Request) -> str | None:
+    project = request.headers.get("X-Project-Id")
+    if project is not None and len(project) > MAX_PROJECT_ID:
+        raise BadRequest(f"X-Project-Id is longer than {MAX_PROJECT_ID} characters.")
+    return project
+
+
+def _limit_writes(request: Request, ctx: Context) -> None:
+    if request.method not in limits.WRITE_METHODS or ctx.is_admin:
+        return
+    # A write replayed after a lost deadlock (retry.RetryDeadlocks) shares
+    # the scope of its first attempt and was counted then.
+    if request.scope.get(RATE_COUNTED):
+        return
+    request.scope[RATE_COUNTED] = True
+    limiter: limits.WriteLimiter = request.app.state.write_limiter
+    limiter.take(ctx.project_id)
 
 
 async def body(request: Request) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -112,7 +113,7 @@ def bool_param(params: Mapping[str, list[str]], key: str) -> bool:
         return True
     if value.lower() in ("false", "0", "no"):
         return False
-    raise BadRequest(f"Invalid value for {key}: {value!r} is not a boolean.")
+    raise BadRequest(f"Invalid value for {key}: {_shown(value)} is not a boolean.")
 
 
 def _limit(params: Mapping[str, list[str]], max_limit: int) -> int:
@@ -122,7 +123,7 @@ def _limit(params: Mapping[str, list[str]], max_limit: int) -> int:
     try:
         limit = int(value)
     except ValueError:
-        raise BadRequest(f"Invalid value for limit: {value!r} is not an integer.") from None
+        raise BadRequest(f"Invalid value for limit: {_shown(value)} is not an integer.") from None
     if limit < 0:
         raise BadRequest("limit must not be negative.")
     return min(limit or max_limit, max_limit)
@@ -132,7 +133,7 @@ def _column(model: Any, name: str, purpose: str) -> Any:
     column_name = ALIASES.get(name, name)
     column = model.__table__.columns.get(column_name)
     if column is None or column_name in NOT_FILTERABLE:
-        raise BadRequest(f"{name!r} is not a valid {purpose} key for {model.__tablename__}.")
+        raise BadRequest(f"{_shown(name)} is not a valid {purpose} key for {model.__tablename__}.")
     return getattr(model, column.key if hasattr(model, column.key) else column_name)
 
 
@@ -150,7 +151,7 @@ def _sort_keys(model: Any, params: Mapping[str, list[str]]) -> list[tuple[Any, b
     keys = []
     for key, direction in pairs:
         if direction not in ("asc", "desc"):
-            raise BadRequest(f"Invalid sort direction {direction!r}: use asc or desc.")
+            raise BadRequest(f"Invalid sort direction {_shown(direction)}: use asc or desc.")
         keys.append((_sortable(_column(model, key, "sort")), direction == "desc"))
     if not any(getattr(col, "key", None) == "id" for col, _ in keys):
         keys.append((model.id, keys[-1][1] if keys else False))
@@ -175,7 +176,7 @@ def _after(session: Session, model: Any, keys: list[tuple[Any, bool]], marker: s
     row = session.execute(select(*[col for col, _ in keys], model.project_id)
                           .where(model.id == marker)).first()
     if row is None or (not ctx.is_admin and row[-1] != ctx.project_id):
-        raise BadRequest(f"Marker {marker} not found.")
+        raise BadRequest(f"Marker {_shown(marker)} not found.")
     clauses = []
     for i, (col, desc) in enumerate(keys):
         equal = [keys[j][0] == row[j] for j in range(i)]
@@ -203,18 +204,84 @@ def _filter(query: Select, model: Any, params: Mapping[str, list[str]]) -> Selec
 
 
 def _convert(column: Any, key: str, value: str) -> Any:
-    python_type = column.type.python_type
-    if python_type is bool:
-        lowered = value.lower()
-        if lowered not in ("true", "false", "1", "0"):
-            raise BadRequest(f"Invalid value for filter {key}: {value!r} is not a boolean.")
-        return lowered in ("true", "1")
-    if python_type in (int, float):
-        try:
-            return python_type(value)
-        except ValueError:
-            raise BadRequest(f"Invalid value for filter {key}: {value!r} is not a number.") from None
-    return value
+    """A filter value as the column's type, or BadRequest: never a value the database refuses."""
+    convert = CONVERTERS.get(_python_type(column))
+    if convert is None:
+        raise BadRequest(f"{_shown(key)} is not a valid filter key.")
+    try:
+        return convert(value)
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(f"Invalid value for filter {key}: {_shown(value)} {exc}.") from None
+
+
+def _python_type(column: Any) -> type | None:
+    try:
+        return column.type.python_type
+    except NotImplementedError:
+        return None
+
+
+def _shown(value: str) -> str:
+    """A client's value, quoted and cut short, for a message."""
+    return repr(value if len(value) <= 64 else value[:64] + "...")
+
+
+def _to_bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered not in ("true", "false", "1", "0"):
+        raise ValueError("is not a boolean")
+    return lowered in ("true", "1")
+
+
+def _to_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("is not an integer") from None
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError(f"is out of range ({INT_MIN} to {INT_MAX})")
+    return number
+
+
+def _to_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError("is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError("is not a finite number")
+    return number
+
+
+def _to_datetime(value: str) -> dt.datetime:
+    """ISO 8601; an offset is turned into the naive UTC the columns hold."""
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("is not an ISO 8601 date and time") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when
+
+
+# Integer columns are 32-bit signed on PostgreSQL and MariaDB.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+CONVERTERS: dict[Any, Callable[[str], Any]] = {
+    bool: _to_bool, int: _to_int, float: _to_float, dt.datetime: _to_datetime, str: str}
+
+
+def filter_types(model: Any) -> dict[str, type]:
+    """Every filter ``list_page`` accepts for ``model``: API name -> value type."""
+    names = {column: api for api, column in ALIASES.items()}
+    found = {}
+    for column in model.__table__.columns:
+        kind = _python_type(column)
+        if column.name in NOT_FILTERABLE or kind not in CONVERTERS:
+            continue
+        found[column.name] = kind
+        if column.name in names:
+            found[names[column.name]] = kind
+    return found
 
 
 def _tag_list(params: Mapping[str, list[str]], key: str) -> list[str]:

@@ -8,7 +8,6 @@ rules that need the database live in the routes.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
@@ -17,33 +16,22 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationEr
                       model_validator)
 
 from lbaas import constants as c
+from lbaas import validate
 from lbaas.errors import BadRequest
 
 
-def _ip(value: str) -> str:
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a valid IP address") from None
+# An allowed_cidrs list longer than this is refused: each entry is matched per connection.
+MAX_CIDRS = 100
 
 
-def _url_path(value: str) -> str:
-    if not value.startswith("/") or any(ch.isspace() for ch in value):
-        raise ValueError("must be an absolute URL path such as /healthz")
-    return value
-
-
-_CODES = re.compile(r"^\d{3}(-\d{3}|(,\d{3})*)$")
-
-
-def _expected_codes(value: str) -> str:
-    if not _CODES.match(value):
-        raise ValueError("must be a status code, a list (200,202) or a range (200-204)")
-    return value
-
-
-IP = Annotated[str, AfterValidator(_ip)]
+IP = Annotated[str, AfterValidator(validate.ip_address)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+UrlPath = Annotated[str, AfterValidator(validate.url_path)]
+# max_length: the width of health_monitor.expected_codes.
+ExpectedCodes = Annotated[str, Field(max_length=64), AfterValidator(validate.expected_codes)]
+HostName = Annotated[str, AfterValidator(validate.hostname)]
+Cidrs = Annotated[list[Annotated[str, AfterValidator(validate.cidr)]], Field(max_length=MAX_CIDRS)]
+Headers = Annotated[dict[str, str], Field(max_length=len(validate.INSERT_HEADERS))]
 Name = Annotated[str | None, Field(max_length=255)]
 Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=64)]
 Timeout = Annotated[int | None, Field(ge=0, le=c.MAX_TIMEOUT)]
@@ -74,7 +62,7 @@ class Owned(Body):
 
 class SessionPersistence(Body):
     type: Literal[c.SESSION_PERSISTENCE_TYPES]  # type: ignore[valid-type]
-    cookie_name: str | None = Field(default=None, max_length=255, pattern=r"^[\x21-\x7e]+$")
+    cookie_name: Annotated[str, AfterValidator(validate.cookie_name)] | None = None
     persistence_timeout: int | None = None
     persistence_granularity: str | None = None
 
@@ -93,10 +81,10 @@ class HealthMonitorFields(Body):
     max_retries: Retries
     max_retries_down: Retries = 3
     http_method: HttpMethod | None = None
-    url_path: Annotated[str, AfterValidator(_url_path)] | None = None
-    expected_codes: Annotated[str, AfterValidator(_expected_codes)] | None = None
+    url_path: UrlPath | None = None
+    expected_codes: ExpectedCodes | None = None
     http_version: float | None = Field(default=None)
-    domain_name: str | None = Field(default=None, max_length=255)
+    domain_name: HostName | None = None
 
 
 class HealthMonitorCreate(Owned, HealthMonitorFields):
@@ -131,10 +119,10 @@ class HealthMonitorUpdate(Body):
     max_retries: Retries | None = None
     max_retries_down: Retries | None = None
     http_method: HttpMethod | None = None
-    url_path: Annotated[str, AfterValidator(_url_path)] | None = None
-    expected_codes: Annotated[str, AfterValidator(_expected_codes)] | None = None
+    url_path: UrlPath | None = None
+    expected_codes: ExpectedCodes | None = None
     http_version: float | None = None
-    domain_name: str | None = Field(default=None, max_length=255)
+    domain_name: HostName | None = None
     tags: Tags | None = None
 
 
@@ -194,8 +182,8 @@ class ListenerCreate(Owned):
     timeout_member_connect: Timeout = None
     timeout_member_data: Timeout = None
     timeout_tcp_inspect: Timeout = None
-    insert_headers: dict[str, str] = {}
-    allowed_cidrs: list[str] | None = None
+    insert_headers: Headers = {}
+    allowed_cidrs: Cidrs | None = None
     # Only in a fully populated load balancer.
     default_pool: PoolCreate | None = None
 
@@ -206,16 +194,7 @@ class ListenerCreate(Owned):
                              "use HTTPS (TLS pass-through) instead")
         if self.default_pool is not None and self.default_pool_id is not None:
             raise ValueError("give default_pool or default_pool_id, not both")
-        for cidr in self.allowed_cidrs or []:
-            _cidr(cidr)
         return self
-
-
-def _cidr(value: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a valid CIDR") from None
 
 
 class ListenerUpdate(Body):
@@ -228,8 +207,8 @@ class ListenerUpdate(Body):
     timeout_member_connect: Timeout = None
     timeout_member_data: Timeout = None
     timeout_tcp_inspect: Timeout = None
-    insert_headers: dict[str, str] | None = None
-    allowed_cidrs: list[str] | None = None
+    insert_headers: Headers | None = None
+    allowed_cidrs: Cidrs | None = None
     tags: Tags | None = None
 
 
@@ -260,16 +239,20 @@ class LoadBalancerUpdate(Body):
     tags: Tags | None = None
 
 
+# The quota columns are 32-bit signed integers; -1 is unlimited.
+QuotaValue = Annotated[int | None, Field(ge=-1, le=2**31 - 1)]
+
+
 class QuotaUpdate(Body):
-    load_balancer: int | None = Field(default=None, ge=-1)
-    loadbalancer: int | None = Field(default=None, ge=-1)
-    listener: int | None = Field(default=None, ge=-1)
-    pool: int | None = Field(default=None, ge=-1)
-    member: int | None = Field(default=None, ge=-1)
-    health_monitor: int | None = Field(default=None, ge=-1)
-    healthmonitor: int | None = Field(default=None, ge=-1)
-    l7policy: int | None = Field(default=None, ge=-1)
-    l7rule: int | None = Field(default=None, ge=-1)
+    load_balancer: QuotaValue = None
+    loadbalancer: QuotaValue = None
+    listener: QuotaValue = None
+    pool: QuotaValue = None
+    member: QuotaValue = None
+    health_monitor: QuotaValue = None
+    healthmonitor: QuotaValue = None
+    l7policy: QuotaValue = None
+    l7rule: QuotaValue = None
 
 
 class MemberBatch(Body):
@@ -281,14 +264,63 @@ class MemberBatch(Body):
 M = TypeVar("M", bound=BaseModel)
 
 
+# Deeper than any body here (a fully populated load balancer is 8 levels).
+MAX_DEPTH = 32
+# What no database stores as text: NUL and lone surrogates.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
 def decode(raw: bytes) -> Any:
-    """The JSON document of a request body, or BadRequest."""
+    """The JSON document of a request body, or BadRequest.
+
+    Refused: a body that is not UTF-8, not JSON, nested deeper than
+    MAX_DEPTH, with NaN/Infinity or a number too large for a float, or with
+    NUL or a lone surrogate in any string (the message names the field).
+    """
     if not raw.strip():
         raise BadRequest("The request body is empty; a JSON document is required.")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("The request body is not valid UTF-8.") from None
+    try:
+        document = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise BadRequest(f"The request body is nested deeper than {MAX_DEPTH} levels.") from None
+    except ValueError as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+    _check_tree(document)
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+def _check_tree(document: Any) -> None:
+    """Depth and strings of a decoded document, without recursion."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(document, ())]
+    while stack:
+        value, where = stack.pop()
+        if len(where) > MAX_DEPTH:
+            raise BadRequest(f"The request body is nested deeper than {MAX_DEPTH} levels.")
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            field = ".".join(where) or "the request body"
+            raise BadRequest(f"Invalid input for {field}: NUL and lone surrogate characters are not allowed.")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _UNSTORABLE.search(key):
+                    raise BadRequest("Invalid attribute name: NUL and lone surrogate characters are not allowed.")
+                stack.append((item, (*where, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*where, str(i))) for i, item in enumerate(value))
 
 
 def parse(document: Any, key: str, model: type[M]) -> M:

@@ -26,7 +26,7 @@ from lbaas.scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
-WAITING = "waiting for an active agent in environment {env}"
+WAITING = "waiting for an active agent in environment {env} (a new load balancer needs one whose device answers)"
 
 # Which request field each reported capability list limits, per kind.
 CAPABILITY_FIELDS = {

@@ -68,4 +68,5 @@ def _pool(p: m.Pool, members: list[m.Member], hm: m.HealthMonitor | None) -> dic
                 "id": hm.id, "type": hm.type, "delay": hm.delay, "timeout": hm.timeout,
                 "max_retries": hm.max_retries, "max_retries_down": hm.max_retries_down,
                 "http_method": hm.http_method, "url_path": hm.url_path, "expected_codes": hm.expected_codes,
-                "admin_state_up": hm.admin_state_up}}
+                "http_version": None if hm.http_version is None else f"{hm.http_version:.1f}",
+                "domain_name": hm.domain_name, "admin_state_up": hm.admin_state_up}}

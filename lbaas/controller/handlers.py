@@ -3,6 +3,14 @@
 Every handler is idempotent (messages are delivered at least once) and
 commits before it returns (the message is acked after).  Database outages
 raise, and the message is delivered again later.
+
+One host, one agent: an agent process has a random instance id.  Its start
+report (``start_flag``, sent as a call) claims the row of (environment,
+host); a server refuses it while another instance of that row heartbeats
+(within ``agent_down_time`` by the database's clock) and accepts it when the
+other is silent or stopped cleanly (``agent_stopped`` clears the instance).
+A later report from an instance that no longer owns the row is refused, so
+two agents never take turns on one row; the refused agent stops.
 """
 
 from __future__ import annotations
@@ -12,7 +20,9 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
+from lbaas import constants as c
 from lbaas.controller.desired import desired_state
 from lbaas.db import lifecycle
 from lbaas.db import models as m
@@ -21,6 +31,12 @@ from lbaas.scheduler import Scheduler, db_now_expression
 
 LOG = logging.getLogger(__name__)
 
+ACCEPTED: dict[str, Any] = {"accepted": True}
+HOST_TAKEN = ("another agent is already serving host {host} in environment {env} (heartbeat {age:.0f}s ago, "
+              "started at {started:%Y-%m-%d %H:%M:%S} UTC); give this agent another [agent] host")
+DISPLACED = ("agent instance {instance} no longer serves host {host} in environment {env}: "
+             "{owner} took it over")
+
 
 class ControllerHandlers:
     def __init__(self, db: Database, scheduler: Scheduler) -> None:
@@ -28,45 +44,92 @@ class ControllerHandlers:
         self.scheduler = scheduler
 
     def handlers(self) -> dict[str, Callable[..., Any]]:
-        return {"report_state": self.report_state, "get_loadbalancer": self.get_loadbalancer,
+        return {"report_state": self.report_state, "agent_stopped": self.agent_stopped,
+                "get_loadbalancer": self.get_loadbalancer,
                 "get_bound_loadbalancers": self.get_bound_loadbalancers,
                 "filter_existing": self.filter_existing, "update_status": self.update_status,
                 "update_stats": self.update_stats}
 
     def report_state(self, host: str, environment: str, group: int = 1, device_driver: str = "noop",
                      configurations: dict | None = None, capacity_score: float = 0.0,
-                     start_flag: bool = False) -> None:
-        """An agent's heartbeat: upsert its row, stamped with the database's clock."""
+                     start_flag: bool = False, instance_id: str | None = None,
+                     exclusive: bool = True) -> dict[str, Any]:
+        """An agent's state report, stamped with the database's clock.
+
+        Returns ``{"accepted": True}``, or ``{"accepted": False, "reason": ...}``
+        when another instance serves ``host`` (see the module's docstring).
+        ``exclusive=False`` (agents on an in-process broker) always takes over."""
+        configurations = configurations or {}
+        values: dict[str, Any] = {"heartbeat_at": db_now_expression(self.db.dialect), "group": group,
+                                  "device_driver": device_driver, "configurations": configurations,
+                                  "capacity_score": capacity_score,
+                                  "device_up": configurations.get("device_state") != c.DEVICE_STATE_DOWN}
         with self.db.transaction() as session:
-            now = db_now_expression(self.db.dialect)
             agent = session.scalars(select(m.Agent).where(m.Agent.environment == environment,
                                                           m.Agent.host == host).with_for_update()).first()
             if agent is None:
-                session.add(m.Agent(host=host, environment=environment, group=group,
-                                    device_driver=device_driver, configurations=configurations or {},
-                                    capacity_score=capacity_score, heartbeat_at=now, started_at=now,
-                                    created_at=now))
+                session.add(m.Agent(host=host, environment=environment, started_at=values["heartbeat_at"],
+                                    created_at=values["heartbeat_at"], instance_id=instance_id, **values))
                 LOG.info("new agent %s in environment %s (group %s)", host, environment, group)
-                return
-            values: dict[str, Any] = {"heartbeat_at": now, "group": group, "device_driver": device_driver,
-                                      "configurations": configurations or {}, "capacity_score": capacity_score}
+                return ACCEPTED
             if start_flag:
-                values["started_at"] = now
+                refusal = None if not exclusive else self._start_refusal(session, agent, instance_id)
+                values.update(started_at=values["heartbeat_at"], instance_id=instance_id)
+            else:
+                refusal = self._beat_refusal(agent, instance_id)
+            if refusal is not None:
+                LOG.warning("agent report refused: %s", refusal)
+                return {"accepted": False, "reason": refusal}
+            _log_device_change(agent, values["device_up"], configurations)
             session.execute(update(m.Agent).where(m.Agent.id == agent.id).values(**values))
+        return ACCEPTED
+
+    def _start_refusal(self, session: Session, agent: m.Agent, instance_id: str | None) -> str | None:
+        """Why a starting instance may not have ``agent``'s row; None when it may."""
+        if agent.instance_id is None or agent.instance_id == instance_id:
+            return None
+        if agent.heartbeat_at < self.scheduler.cutoff(session):
+            LOG.info("agent %s (%s) restarted: instance %s takes over from %s, silent since %s", agent.host,
+                     agent.environment, instance_id, agent.instance_id, agent.heartbeat_at)
+            return None
+        age = max(0.0, (self.scheduler.clock.now(session) - agent.heartbeat_at).total_seconds())
+        return HOST_TAKEN.format(host=agent.host, env=agent.environment, age=age, started=agent.started_at)
+
+    @staticmethod
+    def _beat_refusal(agent: m.Agent, instance_id: str | None) -> str | None:
+        """Why a heartbeat may not update ``agent``'s row; None when it may.  Agents
+        without an instance id (older versions) are not refused."""
+        if instance_id is None or agent.instance_id == instance_id:
+            return None
+        owner = f"instance {agent.instance_id}" if agent.instance_id else "nobody (it stopped)"
+        return DISPLACED.format(instance=instance_id, host=agent.host, env=agent.environment, owner=owner)
+
+    def agent_stopped(self, host: str, environment: str, instance_id: str) -> None:
+        """An agent stopped cleanly: its host is free for the next start at once."""
+        with self.db.transaction() as session:
+            cleared = session.execute(
+                update(m.Agent).where(m.Agent.environment == environment, m.Agent.host == host,
+                                      m.Agent.instance_id == instance_id)
+                .values(instance_id=None).execution_options(synchronize_session=False)).rowcount
+        if cleared:
+            LOG.info("agent %s (%s) stopped", host, environment)
 
     def get_loadbalancer(self, loadbalancer_id: str) -> dict[str, Any]:
         with self.db.reading() as session:
             return desired_state(session, loadbalancer_id)
 
     def get_bound_loadbalancers(self, host: str, environment: str) -> list[dict[str, Any]]:
-        """Every load balancer bound to the agent on ``host``, with its revision."""
+        """Every load balancer bound to the agent on ``host``: id, revision,
+        provisioning status and, in ERROR, why (``error_kind``)."""
         with self.db.reading() as session:
             rows = session.execute(
-                select(m.LoadBalancer.id, m.LoadBalancer.revision)
+                select(m.LoadBalancer.id, m.LoadBalancer.revision, m.LoadBalancer.provisioning_status,
+                       m.LoadBalancer.error_kind)
                 .join(m.Binding, m.Binding.loadbalancer_id == m.LoadBalancer.id)
                 .join(m.Agent, m.Agent.id == m.Binding.agent_id)
                 .where(m.Agent.host == host, m.Agent.environment == environment))
-            return [{"id": ident, "revision": revision} for ident, revision in rows]
+            return [{"id": ident, "revision": revision, "status": status, "error_kind": kind}
+                    for ident, revision, status, kind in rows]
 
     def filter_existing(self, loadbalancer_ids: list[str]) -> list[str]:
         """Those of the ids that still exist (an agent removes the others from its devices)."""
@@ -74,9 +137,10 @@ class ControllerHandlers:
             return list(session.scalars(select(m.LoadBalancer.id).where(m.LoadBalancer.id.in_(loadbalancer_ids))))
 
     def update_status(self, loadbalancer_id: str, revision: int, error: str | None = None,
-                      operating: dict | None = None) -> str:
+                      operating: dict | None = None, error_kind: str | None = None) -> str:
         with self.db.transaction() as session:
-            outcome = lifecycle.complete(session, loadbalancer_id, revision, error=error, operating=operating)
+            outcome = lifecycle.complete(session, loadbalancer_id, revision, error=error, operating=operating,
+                                         error_kind=error_kind)
         LOG.debug("status of %s at revision %s: %s", loadbalancer_id, revision, outcome)
         return outcome
 
@@ -93,3 +157,14 @@ class ControllerHandlers:
                                 .values(stats=values))
             if operating and lb.provisioning_status not in ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE"):
                 lifecycle.apply_operating(session, lb, operating)
+
+
+def _log_device_change(agent: m.Agent, device_up: bool, configurations: dict) -> None:
+    """Log once (under the row lock) when an agent's device goes down or comes back."""
+    if device_up == agent.device_up:
+        return
+    if device_up:
+        LOG.info("agent %s (%s): its device answers again", agent.host, agent.environment)
+    else:
+        LOG.warning("agent %s (%s): its device is down (%s); no new load balancers go there",
+                    agent.host, agent.environment, configurations.get("device_error"))

@@ -9,6 +9,11 @@ one matches the row; the other sees no row and answers 409.
 
 A change ends when a provider reports the revision it reached: an older
 revision is ignored, so duplicate, late and reordered reports are harmless.
+
+A failure records its kind (``error_kind``).  A load balancer in ERROR
+because its device failed heals: a later success at the same revision (the
+agent converges it again once the device answers) makes it and its children
+ACTIVE, without a user's change.  Any other ERROR stays until the next change.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def begin_change(session: Session, lb_id: str, project_scope: str | None,
             .where(m.LoadBalancer.id == lb_id,
                    m.LoadBalancer.provisioning_status.in_(c.MUTABLE_STATUSES))
             .values(provisioning_status=status, revision=m.LoadBalancer.revision + 1,
-                    pending_since=now, updated_at=now, status_reason=None)
+                    pending_since=now, updated_at=now, status_reason=None, error_kind=None)
             .execution_options(synchronize_session=False))
     if project_scope is not None:
         stmt = stmt.where(m.LoadBalancer.project_id == project_scope)
@@ -71,11 +76,13 @@ def mark_graph_deleting(session: Session, lb_id: str) -> None:
 
 
 def complete(session: Session, lb_id: str, revision: int, *, error: str | None = None,
-             operating: Mapping[str, Any] | None = None) -> str:
+             operating: Mapping[str, Any] | None = None, error_kind: str | None = None) -> str:
     """Apply the outcome of the change that reached ``revision``.
 
+    ``error_kind`` (constants.ERROR_KIND_*) says why ``error`` happened.
     Returns what happened: ``gone``, ``stale``, ``deleted``, ``error``,
-    ``active`` or ``operating`` (only operating statuses refreshed).
+    ``active``, ``recovered`` (out of a device's ERROR) or ``operating``
+    (only operating statuses refreshed).
     Must be called inside a transaction; idempotent.
     """
     lb = session.get(m.LoadBalancer, lb_id, with_for_update=True, populate_existing=True)
@@ -83,12 +90,17 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
         return "gone"
     if revision < lb.revision:
         return "stale"
+    if not error and _heals(lb):
+        remaining = _activate(session, lb, promote=c.PENDING_STATUSES | {c.ERROR})
+        apply_operating(session, lb, _merged(default_operating(session, lb, remaining), operating))
+        LOG.info("load balancer %s revision %s converged again after a device failure", lb.id, lb.revision)
+        return "recovered"
     if lb.provisioning_status not in c.PENDING_STATUSES:
         if operating:
             apply_operating(session, lb, operating)
         return "operating"
     if error:
-        _fail(session, lb, error)
+        _fail(session, lb, error, error_kind)
         return "error"
     if lb.provisioning_status == c.PENDING_DELETE:
         delete_graph(session, lb)
@@ -109,12 +121,18 @@ def _merged(defaults: dict[str, Any], reported: Mapping[str, Any] | None) -> dic
     return merged
 
 
-def _fail(session: Session, lb: m.LoadBalancer, reason: str) -> None:
+def _heals(lb: m.LoadBalancer) -> bool:
+    """In ERROR only because its device failed: a success at this revision ends it."""
+    return lb.provisioning_status == c.ERROR and lb.error_kind == c.ERROR_KIND_DEVICE
+
+
+def _fail(session: Session, lb: m.LoadBalancer, reason: str, kind: str | None = None) -> None:
     for model, where in _child_filters(lb.id).items():
         session.execute(update(model).where(where, model.provisioning_status.in_(c.PENDING_STATUSES))
                         .values(provisioning_status=c.ERROR).execution_options(synchronize_session=False))
     lb.provisioning_status = c.ERROR
     lb.status_reason = reason
+    lb.error_kind = kind
     lb.pending_since = None
     LOG.warning("load balancer %s revision %s failed: %s", lb.id, lb.revision, reason)
 
@@ -138,10 +156,11 @@ def _children(session: Session, lb_id: str) -> dict[Any, list[Any]]:
     return children
 
 
-def _activate(session: Session, lb: m.LoadBalancer) -> dict[Any, list[Any]]:
-    """Delete the children on their way out, make the others ACTIVE; returns
-    the children that remain.  Statements only for rows that need them: a
-    load balancer without pending children costs one read."""
+def _activate(session: Session, lb: m.LoadBalancer,
+              promote: frozenset[str] = c.PENDING_STATUSES) -> dict[Any, list[Any]]:
+    """Delete the children on their way out, make the others in ``promote``
+    ACTIVE; returns the children that remain.  Statements only for rows that
+    need them: a load balancer without pending children costs one read."""
     children = _children(session, lb.id)
     doomed = {model: [row[0] for row in rows if row[1] == c.PENDING_DELETE] for model, rows in children.items()}
     for model in CHILD_ORDER:
@@ -151,13 +170,14 @@ def _activate(session: Session, lb: m.LoadBalancer) -> dict[Any, list[Any]]:
     remaining = {model: [row for row in rows if row[1] != c.PENDING_DELETE and row[3] not in gone_pools]
                  for model, rows in children.items()}
     for model, rows in remaining.items():
-        pending = [row[0] for row in rows if row[1] in c.PENDING_STATUSES]
+        pending = [row[0] for row in rows if row[1] in promote]
         if pending:
             session.execute(update(model).where(model.id.in_(pending)).values(provisioning_status=c.ACTIVE)
                             .execution_options(synchronize_session=False))
     lb.provisioning_status = c.ACTIVE
     lb.pending_since = None
     lb.status_reason = None
+    lb.error_kind = None
     return remaining
 
 

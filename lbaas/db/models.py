@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
-                        Text, UniqueConstraint)
+                        Text, UniqueConstraint, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -63,6 +63,9 @@ class LoadBalancer(ProvisionedMixin, Base):
     # load balancer is in ERROR or still waiting.
     pending_since: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Why the last change failed (constants.ERROR_KIND_*): a device error is
+    # converged again once the device answers; a rejected one never by itself.
+    error_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
     stats: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
@@ -196,6 +199,11 @@ class Agent(Base):
     loadbalancer_count: Mapped[int] = mapped_column(Integer, default=0)
     # Last liveness the sweep logged, to log transitions once.
     alive_seen: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The running agent process that owns this row (one host, one agent); NULL
+    # once it stopped cleanly, so that a restart takes over at once.
+    instance_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # False while the agent reports its device down: no new load balancers.
+    device_up: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     __table_args__ = (
         UniqueConstraint("environment", "host", name="uq_agent_environment_host"),

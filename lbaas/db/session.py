@@ -32,8 +32,13 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
+    # MariaDB/MySQL default to REPEATABLE READ, whose snapshot is taken at a
+    # transaction's first read: reads after a lock (the scheduler's per-project
+    # lock) would miss what the lock's previous holder committed.  READ
+    # COMMITTED, PostgreSQL's default, gives both the same semantics.
+    isolation = {"isolation_level": "READ COMMITTED"} if parsed.get_backend_name() in ("mysql", "mariadb") else {}
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow,
-                         pool_pre_ping=True, pool_recycle=3600)
+                         pool_pre_ping=True, pool_recycle=3600, **isolation)
 
 
 def _sqlite_reader(writer: Engine) -> Engine:

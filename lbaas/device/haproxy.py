@@ -6,8 +6,8 @@ finds it again through the pid file and the master socket.
 """
 
 import csv
-import errno
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def haproxy_version(haproxy_bin: str) -> str:
     Raises ``HAProxyFailure`` when the binary cannot be run.
     """
     try:
-        out = subprocess.run([haproxy_bin, "-v"], capture_output=True, text=True,
+        out = subprocess.run([haproxy_bin, "-v"], capture_output=True, text=True, errors="replace",
                              timeout=CHECK_TIMEOUT, check=False).stdout
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise HAProxyFailure(f"cannot run {haproxy_bin}: {exc}") from exc
@@ -117,21 +118,67 @@ def unix_command(path: Path, command: str, timeout: float = SOCKET_TIMEOUT) -> s
     return b"".join(chunks).decode(errors="replace")
 
 
-def endpoint_in_use(address: str, port: int) -> bool:
-    """True when another process (not an HAProxy, which shares ports) holds address:port.
+def endpoint_in_use(address: str, port: int, own_pids: Iterable[int] = ()) -> bool:
+    """True when a process not in ``own_pids`` listens on address:port (or on the port of
+    every address).
 
-    Binds the way HAProxy does (SO_REUSEADDR + SO_REUSEPORT), so ports held by HAProxy
-    processes, ours included, count as free. An address that is not local is not "in use".
+    Read from the kernel's socket tables rather than by trying to bind: HAProxy binds with
+    SO_REUSEPORT, so a trial bind with it would share a port another HAProxy (or anything
+    else using SO_REUSEPORT) listens on, and one without it would count our own HAProxy.
     """
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    inodes = _listening_inodes(ipaddress.ip_address(address), port)
+    if not inodes:
+        return False
+    ours = {inode for pid in own_pids for inode in _socket_inodes(pid)}
+    return not inodes <= ours
+
+
+_LISTEN = "0A"
+
+
+def _listening_inodes(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                      port: int) -> set[str]:
+    """Inodes of the TCP sockets listening on ``port`` at ``address`` or at any address."""
+    found = set()
+    for table, wildcard in (("/proc/net/tcp", ipaddress.ip_address("0.0.0.0")),
+                            ("/proc/net/tcp6", ipaddress.ip_address("::"))):
         try:
-            sock.bind((address, port))
-        except OSError as exc:
-            return exc.errno == errno.EADDRINUSE
-    return False
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            host, _, hex_port = local.partition(":")
+            if state != _LISTEN or int(hex_port, 16) != port:
+                continue
+            bound = _kernel_address(host)
+            if bound in (address, wildcard) or _mapped(bound) == address:
+                found.add(inode)
+    return found
+
+
+def _kernel_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp{,6} prints it: 32-bit words in host (little-endian) order."""
+    raw = bytes.fromhex(text)
+    return ipaddress.ip_address(b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4)))
+
+
+def _mapped(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> object:
+    return address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets ``pid`` holds open."""
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
 
 
 def pid_alive(pid: int) -> bool:
@@ -151,6 +198,24 @@ def runs_config(pid: int, config: Path) -> bool:
     except OSError:
         return False
     return str(config).encode() in argv and pid_alive(pid)
+
+
+def pids_serving(lb_id: str) -> list[int]:
+    """Live HAProxy processes of load balancer ``lb_id``: ours, or a group peer's that shares
+    this host (whose configuration file is also named ``<state_dir>/<lb_id>/haproxy.cfg``)."""
+    suffix = f"/{lb_id}/haproxy.cfg".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(argv[0].decode(errors="replace")).name.startswith("haproxy") and \
+                any(arg.endswith(suffix) for arg in argv) and pid_alive(int(entry.name)):
+            pids.append(int(entry.name))
+    return pids
 
 
 def pids_with_config(config: Path) -> list[int]:
@@ -184,7 +249,7 @@ class HAProxyInstance:
         try:
             result = subprocess.run(
                 [self.haproxy_bin, "-c", "-f", str(self.paths.candidate)],
-                capture_output=True, text=True, timeout=CHECK_TIMEOUT, check=False)
+                capture_output=True, text=True, errors="replace", timeout=CHECK_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise HAProxyFailure(f"cannot run {self.haproxy_bin} -c: {exc}") from exc
         finally:

@@ -10,9 +10,12 @@ proceed in parallel. A claim table of address:port pairs, updated under a short 
 lock, keeps two load balancers from asking for the same listener endpoint.
 """
 
+import grp
 import ipaddress
 import json
 import logging
+import os
+import pwd
 import shutil
 import threading
 import time
@@ -29,6 +32,8 @@ from lbaas.device.status import status_document
 LOG = logging.getLogger(__name__)
 
 Endpoint = tuple[str, int]
+# HAProxy's empty root, beside the load balancers' folders (which ids never start with '.').
+CHROOT_DIR = ".chroot"
 
 
 @dataclass
@@ -37,16 +42,43 @@ class _Entry:
     instance: HAProxyInstance
 
 
+def confinement(state_dir: Path, user: str) -> render.Confinement | None:
+    """How HAProxy is confined: as root, its workers drop to ``user`` in an empty, root-owned
+    directory; run by anybody else they are unprivileged already and cannot chroot.
+
+    Raises ``HAProxyFailure`` when running as root and ``user`` does not exist.
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise HAProxyFailure(f"haproxy_user {user!r} does not exist on this host; create it "
+                             f"(the haproxy package does) or name another unprivileged user") from None
+    if account.pw_uid == 0:
+        raise HAProxyFailure(f"haproxy_user {user!r} is root; name an unprivileged user")
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    empty = state_dir / CHROOT_DIR
+    empty.mkdir(mode=0o755, exist_ok=True)
+    if any(empty.iterdir()):
+        raise HAProxyFailure(f"{empty} must stay empty: it is HAProxy's chroot")
+    return render.Confinement(user=user, group=grp.getgrgid(account.pw_gid).gr_name,
+                              chroot=str(empty))
+
+
 class Manager:
     """Owns the load balancers under ``state_dir``; every public method is thread-safe."""
 
-    def __init__(self, state_dir: Path, haproxy_bin: str, transparent: bool = True) -> None:
+    def __init__(self, state_dir: Path, haproxy_bin: str, transparent: bool = True,
+                 user: str = "haproxy") -> None:
         """``transparent`` renders listener binds that work before the address is local
-        (see ``DeviceConfig.bind_transparent``)."""
+        (see ``DeviceConfig.bind_transparent``); ``user`` is who HAProxy's workers run as
+        when this service runs as root (see ``confinement``)."""
         # Absolute: HAProxy runs in the load balancer's folder and is given these paths.
         self.state_dir = Path(state_dir).absolute()
         self.haproxy_bin = haproxy_bin
         self.transparent = transparent
+        self.confinement = confinement(self.state_dir, user)
         self._registry = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._entries: dict[str, _Entry] = {}
@@ -110,7 +142,7 @@ class Manager:
 
     def delete(self, lb_id: str) -> None:
         """Stop the HAProxy of ``lb_id`` and remove its folder; unknown ids are fine."""
-        if not ID_PATTERN.match(lb_id):
+        if not ID_PATTERN.fullmatch(lb_id):
             return  # cannot name a folder of ours, so there is nothing to delete
         with self._lock(lb_id):
             instance = self._instance(lb_id)
@@ -126,7 +158,7 @@ class Manager:
         HAProxy, start a dead one again from its saved configuration."""
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         for folder in sorted(self.state_dir.iterdir()):
-            if folder.is_dir() and ID_PATTERN.match(folder.name):
+            if folder.is_dir() and ID_PATTERN.fullmatch(folder.name):
                 self._recover_one(folder.name)
 
     def watchdog(self) -> None:
@@ -266,7 +298,7 @@ class Manager:
     def _render(self, instance: HAProxyInstance, desired: dict) -> str:
         paths = instance.paths
         return render.render(desired, str(paths.stats_socket), str(paths.server_state),
-                             transparent=self.transparent)
+                             transparent=self.transparent, confinement=self.confinement)
 
     def _instance(self, lb_id: str) -> HAProxyInstance:
         return HAProxyInstance(Paths(self.state_dir / lb_id), self.haproxy_bin)
@@ -283,8 +315,9 @@ class Manager:
                 continue
             for endpoint in wanted:
                 if any(_overlap(endpoint, theirs) for theirs in endpoints):
-                    raise Conflict(f"{endpoint[0]}:{endpoint[1]} is already used by "
-                                   f"load balancer {other}")
+                    # Not naming it: the message reaches a tenant who may not own it.
+                    raise Conflict(f"{endpoint[0]}:{endpoint[1]} is already used by another "
+                                   f"load balancer on this device")
         self._claims[lb_id] = wanted
 
     def _release(self, lb_id: str, previous: _Entry | None) -> None:
@@ -300,10 +333,12 @@ def _endpoints(desired: dict) -> set[Endpoint]:
 
 
 def _check_endpoints_free(desired: dict) -> None:
-    """Raise ``Conflict`` when a process other than HAProxy holds a listener endpoint
-    (HAProxy 2.6 would fail the start or reload without saying why)."""
+    """Raise ``Conflict`` when a process other than this load balancer's HAProxy listens on
+    one of its endpoints: HAProxy binds with SO_REUSEPORT and would otherwise silently share
+    the port (and its traffic) with that process."""
+    own = haproxy.pids_serving(desired["id"])
     for address, port in sorted(_endpoints(desired)):
-        if haproxy.endpoint_in_use(address, port):
+        if haproxy.endpoint_in_use(address, port, own):
             raise Conflict(f"{address}:{port} is in use by another process on this host")
 
 

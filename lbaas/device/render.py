@@ -10,9 +10,12 @@ import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import jinja2
 
 from lbaas import constants as c
+from lbaas.device import grammar
 from lbaas.device.schema import pool_mode
 
 _ENV = jinja2.Environment(
@@ -45,8 +48,18 @@ def server_name(member_id: str) -> str:
     return f"member_{member_id}"
 
 
+@dataclass(frozen=True)
+class Confinement:
+    """Where HAProxy's workers are confined: an unprivileged user and group, and an empty
+    directory as their root."""
+
+    user: str
+    group: str
+    chroot: str
+
+
 def render(desired: dict, stats_socket: str, server_state_file: str,
-           transparent: bool = False) -> str:
+           transparent: bool = False, confinement: Confinement | None = None) -> str:
     """The haproxy.cfg text for ``desired`` (validated by ``schema.validate``).
 
     ``transparent`` adds the bind option of that name, which lets a listener bind its VIP
@@ -54,10 +67,14 @@ def render(desired: dict, stats_socket: str, server_state_file: str,
     when IP_TRANSPARENT needs privileges HAProxy lacks).
     Deterministic: the same desired state (ignoring names, project and revision) always
     gives the same text, so equal text means nothing to do.
+    Raises ``ConfigRejected`` when the text strays from the template's grammar.
     """
     context = _context(desired, stats_socket, server_state_file)
     context["bind_options"] = " transparent" if transparent else ""
-    return _ENV.get_template(TEMPLATE_NAME).render(context)
+    context["run_as"] = confinement
+    text = _ENV.get_template(TEMPLATE_NAME).render(context)
+    grammar.check(text)
+    return text
 
 
 def with_runtime_values(new: dict, old: dict) -> dict:
@@ -148,9 +165,14 @@ def _context(desired: dict, stats_socket: str, server_state_file: str) -> dict:
 
 def _frontend(desired: dict, listener: dict) -> dict:
     pool_id = listener["default_pool_id"]
+    headers = listener["insert_headers"]
     return {
         "name": frontend_name(listener["id"]),
         "mode": "http" if listener["protocol"] == c.PROTOCOL_HTTP else "tcp",
+        "allowed_cidrs": listener["allowed_cidrs"],
+        "forwardfor": headers.get("X-Forwarded-For") == "true",
+        "forwarded_port": headers.get("X-Forwarded-Port") == "true",
+        "forwarded_proto": "http" if headers.get("X-Forwarded-Proto") == "true" else None,
         "bind": _endpoint(desired["vip_address"], listener["protocol_port"]),
         # -1 (and 0) mean "no limit of our own": HAProxy then uses its global maxconn.
         "maxconn": listener["connection_limit"] if listener["connection_limit"] > 0 else None,

@@ -19,18 +19,15 @@ from collections.abc import Callable
 from typing import Any
 
 from lbaas import constants as c
+from lbaas import validate as closed
 from lbaas.device.errors import InvalidRequest
 
-# Ids become directory, backend and server names; uuids fit easily.
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-# A URL path for the HTTP check: visible ASCII without spaces (the check line is space
-# separated) nor the characters haproxy.cfg gives a meaning to (quotes, escapes, comments).
-URL_PATH_PATTERN = re.compile(r"^/[\x21-\x7e]{0,1023}$")
-_URL_PATH_FORBIDDEN = "\"'#\\"
-# Cookie names: a conservative subset of RFC 6265 tokens that is also inert in haproxy.cfg.
-COOKIE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-# "200", "200-204" or "200,202" (Octavia's expected_codes forms).
-EXPECTED_CODES_PATTERN = re.compile(r"^(\d{3}(-\d{3})?)(,\d{3}(-\d{3})?)*$")
+# Ids become directory, backend and server names; uuids fit easily. Matched whole and
+# ASCII-only (see lbaas.validate for why).
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+
+# Monitors send HTTP/1.0 requests unless 1.1 is asked for (as a string: "1.0" or "1.1").
+HTTP_VERSIONS = ("1.0", "1.1")
 
 _MISSING = object()
 
@@ -76,7 +73,7 @@ def pool_mode(desired: dict, pool: dict) -> str:
 
 def _listener(item: Any, where: str) -> dict:
     obj = _object(item, where)
-    return {
+    listener = {
         "id": _id(obj, "id", where),
         "name": _str(obj, "name", where, default=""),
         "protocol": _choice(obj, "protocol", where, c.DEVICE_LISTENER_PROTOCOLS,
@@ -93,7 +90,30 @@ def _listener(item: Any, where: str) -> dict:
         "timeout_tcp_inspect": _timeout(obj, "timeout_tcp_inspect", where,
                                         c.DEFAULT_TIMEOUT_TCP_INSPECT),
         "default_pool_id": _id(obj, "default_pool_id", where, default=None),
+        "allowed_cidrs": [_cidr(cidr, f"{where}.allowed_cidrs[{i}]") for i, cidr in
+                          enumerate(_list(obj, "allowed_cidrs", where, default=[]))],
     }
+    listener["insert_headers"] = _headers(obj, where, listener["protocol"])
+    return listener
+
+
+def _cidr(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{where} must be a string")
+    try:
+        return closed.cidr(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{where} {exc}") from None
+
+
+def _headers(obj: dict, where: str, protocol: str) -> dict[str, str]:
+    headers = _get(obj, "insert_headers", where, {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise InvalidRequest(f"{where}.insert_headers must map header names to strings")
+    try:
+        return closed.insert_headers(headers, protocol)
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}.insert_headers: {exc}") from None
 
 
 def _pool(item: Any, where: str) -> dict:
@@ -133,22 +153,12 @@ def _persistence(item: Any, where: str) -> dict:
     obj = _object(item, where)
     kind = _choice(obj, "type", where, c.DEVICE_SESSION_PERSISTENCE_TYPES,
                    c.SESSION_PERSISTENCE_TYPES)
-    cookie = _str(obj, "cookie_name", where, default=None)
-    if kind == "APP_COOKIE":
-        if not cookie:
-            raise InvalidRequest(f"{where}.cookie_name is required for APP_COOKIE")
-        if not COOKIE_NAME_PATTERN.match(cookie):
-            raise InvalidRequest(f"{where}.cookie_name must match {COOKIE_NAME_PATTERN.pattern}")
-    else:
+    cookie = _closed(obj, "cookie_name", where, closed.cookie_name, default=None)
+    if kind == "APP_COOKIE" and not cookie:
+        raise InvalidRequest(f"{where}.cookie_name is required for APP_COOKIE")
+    if kind != "APP_COOKIE":
         cookie = None  # only APP_COOKIE names the cookie; ignore it elsewhere as Octavia does
     return {"type": kind, "cookie_name": cookie}
-
-
-def _url_path(obj: dict, where: str) -> str:
-    path = _str(obj, "url_path", where, default="/", pattern=URL_PATH_PATTERN)
-    if any(ch in path for ch in _URL_PATH_FORBIDDEN):
-        raise InvalidRequest(f"{where}.url_path must not contain any of {_URL_PATH_FORBIDDEN}")
-    return path
 
 
 def _healthmonitor(item: Any, where: str) -> dict:
@@ -163,14 +173,18 @@ def _healthmonitor(item: Any, where: str) -> dict:
         "max_retries_down": _int(obj, "max_retries_down", where, low=1, high=10, default=3),
         "http_method": _choice(obj, "http_method", where, c.HTTP_METHODS, c.HTTP_METHODS,
                                default="GET"),
-        "url_path": _url_path(obj, where),
-        "expected_codes": _str(obj, "expected_codes", where, default="200",
-                               pattern=EXPECTED_CODES_PATTERN),
+        "url_path": _closed(obj, "url_path", where, closed.url_path, default="/"),
+        "expected_codes": _closed(obj, "expected_codes", where, closed.expected_codes,
+                                  default="200"),
+        "http_version": _choice(obj, "http_version", where, HTTP_VERSIONS, HTTP_VERSIONS,
+                                default=None),
+        "domain_name": _closed(obj, "domain_name", where, closed.hostname, default=None),
         "admin_state_up": _bool(obj, "admin_state_up", where, default=True),
     }
     if hm["timeout"] > hm["delay"]:
         raise InvalidRequest(f"{where}.timeout must not exceed {where}.delay")
-    _check_code_ranges(hm["expected_codes"], f"{where}.expected_codes")
+    if hm["domain_name"] and hm["http_version"] != "1.1":
+        raise InvalidRequest(f"{where}.domain_name needs http_version 1.1")
     return hm
 
 
@@ -181,6 +195,11 @@ def _check_references(lb: dict) -> None:
     _unique([ln["id"] for ln in lb["listeners"]], "listeners id")
     _unique([p["id"] for p in lb["pools"]], "pools id")
     _unique([ln["protocol_port"] for ln in lb["listeners"]], "listeners protocol_port")
+    version = 6 if ":" in lb["vip_address"] else 4
+    for ln in lb["listeners"]:
+        if any(ipaddress.ip_network(cidr).version != version for cidr in ln["allowed_cidrs"]):
+            raise InvalidRequest(f"listener {ln['id']}: allowed_cidrs must be IPv{version} "
+                                 f"networks like the VIP")
     pools = {p["id"]: p for p in lb["pools"]}
     used: set[str] = set()
     for ln in lb["listeners"]:
@@ -200,13 +219,6 @@ def _check_references(lb: dict) -> None:
         sp = pool["session_persistence"]
         if sp and sp["type"] != "SOURCE_IP" and pool_mode(lb, pool) != "http":
             raise InvalidRequest(f"pool {pool['id']}: {sp['type']} persistence needs an HTTP pool")
-
-
-def _check_code_ranges(codes: str, where: str) -> None:
-    for part in codes.split(","):
-        low, _, high = part.partition("-")
-        if not 100 <= int(low) <= 599 or (high and not int(low) <= int(high) <= 599):
-            raise InvalidRequest(f"{where}: {part!r} is not a status code or range of them")
 
 
 def _unique(values: list, what: str) -> None:
@@ -254,8 +266,8 @@ def _str(obj: dict, key: str, where: str, default: Any = _MISSING,
         return None
     if not isinstance(value, str):
         raise InvalidRequest(f"{where}.{key} must be a string")
-    if pattern is not None and not pattern.match(value):
-        raise InvalidRequest(f"{where}.{key} {value!r} must match {pattern.pattern}")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise InvalidRequest(f"{where}.{key} must match {pattern.pattern}")
     return value
 
 
@@ -289,19 +301,27 @@ def _bool(obj: dict, key: str, where: str, default: Any = _MISSING) -> bool:
 
 
 def _ip(obj: dict, key: str, where: str, default: Any = _MISSING) -> Any:
+    # Canonical, so that the config text (and "unchanged" detection) is too.
+    return _closed(obj, key, where, closed.ip_address, default)
+
+
+def _closed(obj: dict, key: str, where: str, rule: Callable[[str], str],
+            default: Any = _MISSING) -> Any:
+    """The value of ``key`` in the closed form ``rule`` (one of ``lbaas.validate``'s)."""
     value = _str(obj, key, where, default)
     if value is None:
         return None
     try:
-        # Normalised so that the config text (and "unchanged" detection) is canonical.
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise InvalidRequest(f"{where}.{key} {value!r} is not an IP address") from None
+        return rule(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}.{key} {exc}") from None
 
 
 def _choice(obj: dict, key: str, where: str, supported: tuple, known: tuple,
             default: Any = _MISSING) -> str:
     value = _str(obj, key, where, default)
+    if value is None and default is None:
+        return None
     if value not in supported:
         reason = "is not supported by this device" if value in known else "is unknown"
         raise InvalidRequest(f"{where}.{key} {value!r} {reason} "

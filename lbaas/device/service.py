@@ -11,7 +11,6 @@ another load balancer), 422 (HAProxy rejected the rendered configuration) or 500
 
 import contextlib
 import hmac
-import json
 import logging
 import secrets
 import socket
@@ -29,7 +28,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import lbaas
+from lbaas import config as cfg
 from lbaas import constants as c
+from lbaas.api.schemas import decode
+from lbaas.errors import BadRequest
 from lbaas.device.errors import DeviceFault, InvalidRequest
 from lbaas.device.haproxy import haproxy_version
 from lbaas.device.manager import Manager
@@ -48,6 +50,8 @@ class DeviceConfig:
     that died; 0 turns the watchdog off.
     ``bind_transparent`` lets listeners bind VIPs that are not (yet) on this host, as the
     standby of a device pair must; turn it off to have such a PUT fail instead.
+    ``haproxy_user``: when the service runs as root, HAProxy's workers run as this user
+    (and group of the same name) in an empty chroot.
     """
 
     token: str
@@ -59,26 +63,19 @@ class DeviceConfig:
     tls_key: str | None = None
     check_interval: float = 10.0
     bind_transparent: bool = True
+    haproxy_user: str = "haproxy"
 
     def __post_init__(self) -> None:
-        """Accept INI strings too ("9443", "false", ""); raise ValueError on bad values."""
+        """Accept INI strings too ("9443", "false", ""), checked as ``[device]`` options are
+        (lbaas.config); raise ValueError (a ConfigError) naming the option."""
+        for name, value in cfg.typed("device", vars(self), vars(self)).items():
+            setattr(self, name, value)
         if not self.token:
-            raise ValueError("DeviceConfig.token is required")
-        self.bind_port = int(self.bind_port)
-        self.check_interval = float(self.check_interval)
-        if isinstance(self.bind_transparent, str):
-            self.bind_transparent = _boolean(self.bind_transparent)
+            raise cfg.ConfigError("[device] token is required")
         self.tls_cert = self.tls_cert or None
         self.tls_key = self.tls_key or None
         if bool(self.tls_cert) != bool(self.tls_key):
-            raise ValueError("DeviceConfig.tls_cert and tls_key go together")
-
-
-def _boolean(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"not a boolean: {text!r}")
-    return value in ("1", "true", "yes", "on")
+            raise cfg.ConfigError("[device] tls_cert and tls_key go together (HTTPS needs both)")
 
 
 def run(config: DeviceConfig) -> None:
@@ -119,7 +116,8 @@ def create_app(config: DeviceConfig) -> FastAPI:
     On startup every load balancer found there is adopted or started again; the watchdog
     runs while the application does.
     """
-    manager = Manager(Path(config.state_dir), config.haproxy_bin, config.bind_transparent)
+    manager = Manager(Path(config.state_dir), config.haproxy_bin, config.bind_transparent,
+                      config.haproxy_user)
     app = FastAPI(title="lbaas device", version=lbaas.__version__,
                   lifespan=_lifespan(manager, config.check_interval),
                   docs_url=None, redoc_url=None, openapi_url=None)
@@ -200,6 +198,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = "Client" if exc.status_code < 500 else "Server"
         return _fault(exc.status_code, code, str(exc.detail))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug, not the caller's fault: the details go to the log, not to the client.
+        LOG.error("%s %s failed unexpectedly", request.method, request.url.path, exc_info=exc)
+        return _fault(500, "Server", "the device failed unexpectedly; its log has the details")
+
 
 def _install_routes(app: FastAPI, manager: Manager) -> None:
     version_cache: dict[str, str] = {}
@@ -237,10 +241,11 @@ def _install_routes(app: FastAPI, manager: Manager) -> None:
 
 
 def _json(body: bytes) -> object:
+    """The body as JSON, refused as the API refuses it (not UTF-8, too deep, NUL, lone surrogates)."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+        return decode(body)
+    except BadRequest as exc:
+        raise InvalidRequest(exc.message) from None
 
 
 def _found(document: dict | None, lb_id: str) -> dict:

@@ -4,6 +4,12 @@ An agent holds one driver instance for the devices of its group and calls it fro
 threads, one load balancer at a time per id. The desired state passed to ``converge`` and
 the status document returned by ``status`` are the documents of the device API
 (``lbaas.device.schema`` and ``lbaas.device.status``).
+
+Failures say whose fault they are: ``DeviceRejected`` when the device answered and refused
+the document (the same document fails again: nobody retries it by itself), any other
+``DeviceError`` when the device could not be reached or failed (the agent converges again
+once it answers).  ``probe`` is the agent's cheap periodic look at the device; it must
+return or raise within ``constants.DEVICE_PROBE_TIMEOUT`` per device.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ class DeviceNotReady(Exception):
 
 class DeviceError(Exception):
     """A converge or delete (or a query) failed; the message says where and why."""
+
+
+class DeviceRejected(DeviceError):
+    """The device answered and refused the desired state (invalid, clashing with another
+    load balancer, or refused by HAProxy); the old configuration stays in place."""
 
 
 class DeviceDriver(abc.ABC):
@@ -50,12 +61,19 @@ class DeviceDriver(abc.ABC):
 
     @abc.abstractmethod
     def list_loadbalancers(self) -> dict[str, int]:
-        """id -> revision of what the device(s) hold (union over devices)."""
+        """id -> revision of what the device(s) hold (union over devices). Raises ``DeviceError``."""
 
     @abc.abstractmethod
     def status(self, loadbalancer_id: str) -> dict | None:
-        """Operating statuses and counters of one load balancer; None if unknown."""
+        """Operating statuses and counters of one load balancer; None if unknown.
+        Raises ``DeviceError``."""
 
     def capacity_score(self) -> float:
         """How full the device(s) are: 0.0 empty, 1.0 or more full."""
         return 0.0
+
+    def probe(self) -> dict:
+        """A cheap check that every device answers, with a short timeout:
+        ``{"loadbalancers": n, "capacity_score": x}``. Raises ``DeviceError``."""
+        held = self.list_loadbalancers()
+        return {"loadbalancers": len(held), "capacity_score": self.capacity_score()}

@@ -10,6 +10,9 @@ Options (the agent's ``[device]`` section):
 * ``ca_file`` – CA bundle to verify ``https://`` devices (default: the system's)
 * ``timeout`` – seconds per request (default 10)
 * ``max_loadbalancers`` – per device, for ``capacity_score`` (default 0 = unlimited)
+
+A device that answers 400, 409 or 422 refused the document (``DeviceRejected``); no answer,
+401 or 5xx is a device failure (``DeviceError``) that the agent retries once the device answers.
 """
 
 from __future__ import annotations
@@ -22,10 +25,24 @@ from typing import Any
 
 import httpx
 
+from lbaas import config as cfg
 from lbaas import constants as c
-from lbaas.devices.base import DeviceDriver, DeviceError, DeviceNotReady
+from lbaas.devices.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 
 LOG = logging.getLogger(__name__)
+# The [device] options this driver reads (lbaas.config declares them).
+_OPTIONS = ("devices", "device_token", "ca_file", "timeout", "max_loadbalancers")
+
+
+def _verify(ca_file: str) -> ssl.SSLContext | bool:
+    """What httpx verifies https:// devices with; raises ConfigError when ca_file is unusable."""
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise cfg.ConfigError(f"[device] ca_file {ca_file} cannot be used: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 class HAProxyDriver(DeviceDriver):
@@ -33,21 +50,24 @@ class HAProxyDriver(DeviceDriver):
 
     name = "haproxy"
 
-    def __init__(self, options: Mapping[str, str]) -> None:
-        """Raises ``ValueError`` when an option is missing or malformed."""
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        """``options``: the ``[device]`` section (typed, or INI strings as tests pass them).
+
+        Raises ``ValueError`` (a ``ConfigError`` naming the option) when an option is missing
+        or malformed, or the ca_file cannot be read.
+        """
         super().__init__(options)
-        self.devices = [u.strip().rstrip("/") for u in options.get("devices", "").split(",")
-                        if u.strip()]
+        values = cfg.typed("device", options, _OPTIONS)
+        self.devices = [url.rstrip("/") for url in values["devices"]]
         if not self.devices:
-            raise ValueError("[device] devices must name at least one device URL")
-        token = options.get("device_token", "")
+            raise cfg.ConfigError("[device] devices must name at least one device URL "
+                                  "(device_driver = haproxy)")
+        token = values["device_token"]
         if not token:
-            raise ValueError("[device] device_token is required")
-        self.timeout = float(options.get("timeout", "10"))
-        self.max_loadbalancers = int(options.get("max_loadbalancers", "0"))
-        verify: ssl.SSLContext | bool = True
-        if options.get("ca_file"):
-            verify = ssl.create_default_context(cafile=options["ca_file"])
+            raise cfg.ConfigError("[device] device_token is required (device_driver = haproxy)")
+        self.timeout = values["timeout"]
+        self.max_loadbalancers = values["max_loadbalancers"] or 0
+        verify = _verify(values["ca_file"])
         self._clients = {url: httpx.Client(base_url=url, timeout=self.timeout, verify=verify,
                                            headers={c.DEVICE_AUTH_HEADER: token})
                          for url in self.devices}
@@ -62,14 +82,15 @@ class HAProxyDriver(DeviceDriver):
     def verify(self) -> dict:
         """Every device answers, runs HAProxy >= 2.4 and offers the required capabilities.
 
-        Raises ``DeviceNotReady`` naming each device that falls short and why.
+        Raises ``DeviceNotReady`` naming each device that falls short and why.  Each request
+        waits at most ``DEVICE_PROBE_TIMEOUT``: the agent verifies again after every outage.
         """
         problems: list[str] = []
         versions: list[str] = []
         offered: list[dict] = []
         for url in self.devices:
             try:
-                info = self._json(url, "GET", "/", DeviceNotReady)
+                info = self._json(url, "GET", "/", DeviceNotReady, timeout=self._probe_timeout)
             except DeviceNotReady as exc:
                 problems.append(str(exc))
                 continue
@@ -79,7 +100,8 @@ class HAProxyDriver(DeviceDriver):
         if problems:
             raise DeviceNotReady("; ".join(problems))
         try:
-            held = self.list_loadbalancers()
+            held = {e["id"] for entries in self._inventories(DeviceError, timeout=self._probe_timeout).values()
+                    for e in entries}
         except DeviceError as exc:
             raise DeviceNotReady(str(exc)) from exc
         # What every device of the group offers: the API refuses the rest.
@@ -91,19 +113,21 @@ class HAProxyDriver(DeviceDriver):
     def converge(self, desired: dict) -> None:
         """PUT the desired state to every device; all must accept it.
 
-        Raises ``DeviceError`` naming every device that failed and its answer.
+        Raises ``DeviceError`` naming every device that failed and its answer:
+        ``DeviceRejected`` when any device refused the document (retrying cannot help).
         """
         lb_id = desired["id"]
-        failures = []
+        failures: list[DeviceError] = []
         for url in self.devices:
             try:
                 result = self._json(url, "PUT", f"/loadbalancers/{lb_id}", DeviceError,
                                     json=desired)
                 LOG.debug("%s on %s: %s", lb_id, url, result.get("applied"))
             except DeviceError as exc:
-                failures.append(str(exc))
+                failures.append(exc)
         if failures:
-            raise DeviceError("; ".join(failures))
+            rejected = any(isinstance(exc, DeviceRejected) for exc in failures)
+            raise (DeviceRejected if rejected else DeviceError)("; ".join(map(str, failures)))
 
     def delete(self, loadbalancer_id: str) -> None:
         """DELETE on every device (an unknown id is fine). Raises ``DeviceError``."""
@@ -157,12 +181,28 @@ class HAProxyDriver(DeviceDriver):
         except DeviceError as exc:
             LOG.warning("capacity unknown, reporting full: %s", exc)
             return 1.0
+        return self._score(inventories)
+
+    def probe(self) -> dict:
+        """``GET /loadbalancers`` on every device with a short timeout: how many load
+        balancers the group holds and how full it is. Raises ``DeviceError``."""
+        inventories = self._inventories(DeviceError, timeout=self._probe_timeout)
+        held = {entry["id"] for entries in inventories.values() for entry in entries}
+        return {"loadbalancers": len(held), "capacity_score": self._score(inventories)}
+
+    @property
+    def _probe_timeout(self) -> float:
+        return min(self.timeout, c.DEVICE_PROBE_TIMEOUT)
+
+    def _score(self, inventories: dict[str, list[dict]]) -> float:
+        if self.max_loadbalancers <= 0:
+            return 0.0
         return max(len(v) for v in inventories.values()) / self.max_loadbalancers
 
     # --- HTTP --------------------------------------------------------------------------
 
-    def _inventories(self, error: type[Exception]) -> dict[str, list[dict]]:
-        return {url: self._json(url, "GET", "/loadbalancers", error)["loadbalancers"]
+    def _inventories(self, error: type[Exception], **kwargs: Any) -> dict[str, list[dict]]:
+        return {url: self._json(url, "GET", "/loadbalancers", error, **kwargs)["loadbalancers"]
                 for url in self.devices}
 
     def _json(self, url: str, method: str, path: str, error: type[Exception],
@@ -183,6 +223,8 @@ class HAProxyDriver(DeviceDriver):
         if response.status_code == 401:
             raise error(f"device {url} rejected the device_token (401)")
         if response.status_code not in ok:
+            if error is DeviceError and response.status_code in c.DEVICE_REJECTED_STATUSES:
+                error = DeviceRejected
             raise error(f"device {url}: {method} {path} failed with "
                         f"{response.status_code}: {_fault(response)}")
         return response

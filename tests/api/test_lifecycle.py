@@ -168,7 +168,7 @@ def test_batch_member_update_replaces_the_set(api: Api) -> None:
 def test_quota_and_defaults(api: Api) -> None:
     project = f"quota-{uuid.uuid4().hex[:6]}"
     defaults = api.get("/lbaas/quotas/defaults").json()["quota"]
-    assert defaults["load_balancer"] == -1
+    assert defaults["load_balancer"] == 100
     response = api.put(f"/lbaas/quotas/{project}", {"quota": {"load_balancer": 1, "listener": 0}})
     assert response.status_code == 202, dump(response)
     assert api.get(f"/lbaas/quotas/{project}").json()["quota"]["load_balancer"] == 1
@@ -181,7 +181,7 @@ def test_quota_and_defaults(api: Api) -> None:
     assert listener.status_code == 403
     assert api.wait_lb(first["id"])["provisioning_status"] == "ACTIVE"   # the refused change left no trace
     assert api.delete(f"/lbaas/quotas/{project}").status_code == 204
-    assert api.get(f"/lbaas/quotas/{project}").json()["quota"]["load_balancer"] == -1
+    assert api.get(f"/lbaas/quotas/{project}").json()["quota"]["load_balancer"] == defaults["load_balancer"]
 
 
 def test_providers_and_subnets(api: Api) -> None:
@@ -200,20 +200,24 @@ def test_vip_allocation_exhausts_cleanly_and_port_is_unique(api: Api) -> None:
     assert first["vip_address"] != second["vip_address"]
     third = api.post("/lbaas/loadbalancers", {"loadbalancer": {"vip_subnet_id": "tiny"}})
     assert third.status_code == 409 and "No free VIP" in third.json()["faultstring"]
-    shared = api.create_lb(vip_address=first["vip_address"], vip_subnet_id=None)
-    for lb, code in ((first, 201), (shared, 409)):
-        response = api.post("/lbaas/listeners", {"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP",
+    # Another load balancer's VIP is refused, without naming it (it may be another project's).
+    shared = api.post("/lbaas/loadbalancers", {"loadbalancer": {"vip_address": first["vip_address"]}},
+                      token="alice")
+    assert shared.status_code == 409 and "already in use" in shared.json()["faultstring"], dump(shared)
+    assert first["id"] not in shared.text and first["project_id"] not in shared.text
+    for code in (201, 409):
+        response = api.post("/lbaas/listeners", {"listener": {"loadbalancer_id": first["id"], "protocol": "TCP",
                                                               "protocol_port": 5000}})
         assert response.status_code == code, dump(response)
-        api.wait_lb(lb["id"])
-    for lb in (first, second, shared):
+        api.wait_lb(first["id"])
+    for lb in (first, second):
         api.delete(f"/lbaas/loadbalancers/{lb['id']}?cascade=true")
         api.wait_lb(lb["id"], "DELETED")
 
 
 def test_ipv6_vip_given_directly(api: Api) -> None:
-    lb = api.create_lb(vip_address="fd00::1234", vip_subnet_id=None)
-    assert lb["vip_address"] == "fd00::1234" and lb["vip_subnet_id"] is None
+    lb = api.create_lb(vip_address="fd00:0::1234", vip_subnet_id=None)
+    assert lb["vip_address"] == "fd00::1234" and lb["vip_subnet_id"] == "test-subnet6"
     listener = api.post("/lbaas/listeners", {"listener": {"loadbalancer_id": lb["id"], "protocol": "TCP",
                                                           "protocol_port": 443}})
     assert listener.status_code == 201

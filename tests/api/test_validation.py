@@ -51,7 +51,7 @@ def test_malformed_json(api: Api) -> None:
     ({"vip_subnet_id": "test-subnet", "colour": "red"}, ["Unknown attribute", "colour"]),
     ({"vip_subnet_id": "test-subnet", "admin_state_up": "yes"}, ["admin_state_up"]),
     ({"vip_subnet_id": "test-subnet", "name": 5}, ["name"]),
-    ({"vip_address": "300.1.1.1"}, ["vip_address", "not a valid IP"]),
+    ({"vip_address": "300.1.1.1"}, ["vip_address", "not an IP address"]),
     ({"name": "no vip"}, ["VIP is required"]),
     ({"vip_subnet_id": "no-such-subnet"}, ["Subnet no-such-subnet not found"]),
     ({"vip_subnet_id": "tiny", "vip_address": "10.0.0.1"}, ["not in subnet"]),
@@ -87,14 +87,14 @@ def test_duplicate_listener_port_in_one_graph_is_409(api: Api) -> None:
 
 
 def test_graph_failing_late_writes_nothing(api: Api, lb: dict) -> None:
-    """The VIP port clash is found after rows were built: still nothing is written."""
+    """Two equal members are found after rows were built: still nothing is written."""
     before = _rows(api)
-    body = {"vip_address": lb["vip_address"], "listeners": [
+    member = {"address": "127.0.0.1", "protocol_port": 1}
+    body = {"vip_subnet_id": "test-subnet", "listeners": [
         {"protocol": "TCP", "protocol_port": 1234, "default_pool": {"protocol": "TCP", "lb_algorithm": "ROUND_ROBIN",
-                                                                    "members": [{"address": "127.0.0.1",
-                                                                                 "protocol_port": 1}]}},
+                                                                    "members": [member, member]}},
         {"protocol": "HTTP", "protocol_port": 80}]}
-    _fault(api.post("/lbaas/loadbalancers", {"loadbalancer": body}), 409, "80")
+    _fault(api.post("/lbaas/loadbalancers", {"loadbalancer": body}), 409, "port 1")
     assert before == _rows(api)
 
 
@@ -114,7 +114,7 @@ def test_bad_listeners(api: Api, lb: dict, body: dict, status: int, words: list[
 
 @pytest.mark.parametrize("body, words", [
     ({"address": "127.0.0.1", "protocol_port": 80}, ["already uses"]),
-    ({"address": "localhost", "protocol_port": 80}, ["address", "not a valid IP"]),
+    ({"address": "localhost", "protocol_port": 80}, ["address", "not an IP address"]),
     ({"address": "127.0.0.1", "protocol_port": 65536}, ["protocol_port"]),
     ({"address": "127.0.0.1", "protocol_port": 81, "weight": -1}, ["weight"]),
     ({"address": "127.0.0.1", "protocol_port": 81, "monitor_port": 0}, ["monitor_port"]),
@@ -168,3 +168,42 @@ def test_bad_list_parameters(api: Api) -> None:
     _fault(api.get("/lbaas/loadbalancers?sort_key=colour"), 400, "colour")
     _fault(api.get("/lbaas/loadbalancers?admin_state_up=maybe"), 400, "boolean")
     _fault(api.get("/lbaas/loadbalancers?marker=nope"), 400, "Marker")
+
+
+@pytest.mark.parametrize("extra, words", [
+    ({"insert_headers": {"X-Evil": "true"}}, ["insert_headers", "unsupported header"]),
+    ({"insert_headers": {"X-Forwarded-For": "maybe"}}, ["insert_headers", "true or false"]),
+    ({"protocol": "TCP", "insert_headers": {"X-Forwarded-For": "true"}}, ["insert_headers", "HTTP"]),
+    ({"allowed_cidrs": ["fd00::/8"]}, ["allowed_cidrs", "IP version"]),
+    ({"allowed_cidrs": ["10.0.0.0/8\nx"]}, ["allowed_cidrs", "CIDR"]),
+    ({"allowed_cidrs": ["10.0.0.0/8"] * 101}, ["allowed_cidrs"]),
+])
+def test_listener_extras_are_checked(api: Api, lb: dict, extra: dict, words: list[str]) -> None:
+    before = _rows(api)
+    body = {"loadbalancer_id": lb["id"], "protocol": "HTTP", "protocol_port": 8111, **extra}
+    _fault(api.post("/lbaas/listeners", {"listener": body}), 400, *words)
+    assert before == _rows(api)
+
+
+def test_listener_extras_are_stored_canonical(api: Api, lb: dict) -> None:
+    body = {"loadbalancer_id": lb["id"], "protocol": "HTTP", "protocol_port": 8112,
+            "insert_headers": {"X-Forwarded-For": "True", "X-Forwarded-Port": "false"},
+            "allowed_cidrs": ["10.1.2.3/8", "127.0.0.1/32"]}
+    created = api.post("/lbaas/listeners", {"listener": body})
+    assert created.status_code == 201, dump(created)
+    listener = created.json()["listener"]
+    assert listener["insert_headers"] == {"X-Forwarded-For": "true", "X-Forwarded-Port": "false"}
+    assert listener["allowed_cidrs"] == ["10.0.0.0/8", "127.0.0.1/32"]
+    api.wait_lb(lb["id"])
+    changed = api.put(f"/lbaas/listeners/{listener['id']}", {"listener": {"insert_headers": {"X-Nope": "1"}}})
+    _fault(changed, 400, "insert_headers")
+    api.delete(f"/lbaas/listeners/{listener['id']}")
+    api.wait_lb(lb["id"])
+
+
+@pytest.mark.parametrize("address", ["::1%eth0", "::1%\nprogram x", "0.0.0.0", "::", "224.0.0.1",
+                                     " 127.0.0.1", "127.0.0.1\n"])
+def test_member_addresses_are_closed(api: Api, lb: dict, address: str) -> None:
+    pool_id = lb["pools"][0]["id"]
+    body = {"address": address, "protocol_port": 80}
+    _fault(api.post(f"/lbaas/pools/{pool_id}/members", {"member": body}), 400, "address")

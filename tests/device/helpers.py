@@ -71,6 +71,7 @@ class Backend:
         self.health_status = 200
         self.hits = 0
         self.holding = 0
+        self.last_headers: dict[str, str] = {}
         self._release = threading.Event()
         self._sessions = itertools.count(1)
         self.server = _Server(("127.0.0.1", 0), _handler(self), tls)
@@ -123,6 +124,7 @@ def _handler(backend: Backend) -> type:
                 backend.holding += 1
                 backend._release.wait(20)
             backend.hits += 1
+            backend.last_headers = dict(self.headers)
             headers = {}
             if "JSESSIONID=" not in self.headers.get("Cookie", ""):
                 headers["Set-Cookie"] = f"JSESSIONID={backend.new_session()}; Path=/"

@@ -108,7 +108,7 @@ def test_runtime_changes_are_recognised():
 
     probe = render.with_runtime_values(new, old)
 
-    assert render.render(probe, "s", "f") == render.render(old, "s", "f")
+    assert render.render(probe, "/s", "/f") == render.render(old, "/s", "/f")
     assert render.runtime_commands(old, new) == [
         "set server pool_p-http/member_m-1 weight 7",
         "set server pool_p-http/member_m-2 state ready"]

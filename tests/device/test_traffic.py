@@ -2,9 +2,11 @@
 
 import threading
 
+import httpx
+
 import pytest
 
-from tests.device.helpers import (answers, fetch, loadbalancer, member, monitor,
+from tests.device.helpers import (answers, bump, fetch, loadbalancer, member, monitor,
                                   url_of, wait_for)
 
 pytestmark = [pytest.mark.integration]
@@ -185,3 +187,24 @@ def test_no_monitor_and_counters(device, backends):
     assert counters["total_connections"] >= 3
     assert counters["bytes_in"] > 0 and counters["bytes_out"] > 0
     assert status["stats"] == counters  # one listener: the totals are its counters
+
+
+def test_allowed_cidrs_and_inserted_headers(device, backends):
+    """allowed_cidrs drops other sources at connect; X-Forwarded-* reach the member."""
+    backend = backends("a")
+    lb = loadbalancer([member(backend)])
+    lb["listeners"][0]["allowed_cidrs"] = ["127.0.0.2/32"]
+    lb["listeners"][0]["insert_headers"] = {"X-Forwarded-For": "true", "X-Forwarded-Port": "true",
+                                            "X-Forwarded-Proto": "true"}
+    device.apply(lb)
+    url = url_of(lb)
+    assert fetch(url, source="127.0.0.2").text == "a"
+    headers = {k.lower(): v for k, v in backend.last_headers.items()}
+    assert headers["x-forwarded-for"] == "127.0.0.2"
+    assert headers["x-forwarded-port"] == str(lb["listeners"][0]["protocol_port"])
+    assert headers["x-forwarded-proto"] == "http"
+    with pytest.raises(httpx.HTTPError):
+        fetch(url, source="127.0.0.3")
+    lb["listeners"][0]["allowed_cidrs"] = []
+    device.apply(bump(lb))
+    assert fetch(url, source="127.0.0.3").text == "a"

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.api import deps, resources
+from lbaas.api import deps, openapi, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.errors import Conflict, NotFound
@@ -52,7 +52,8 @@ def _get(session: Session, agent_id: str) -> m.Agent:
     return agent
 
 
-@router.get("/agents")
+@router.get("/agents", openapi_extra=openapi.query(host={"type": "string"}, environment={"type": "string"},
+                                                  admin_state_up={"type": "boolean"}, alive={"type": "boolean"}))
 def list_agents(request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     ctx.require_admin()
     params = deps.params(request)
@@ -80,7 +81,7 @@ def get_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.conte
         return {"agent": _document(agent, agent.heartbeat_at >= _scheduler(request).cutoff(session))}
 
 
-@router.put("/agents/{agent_id}")
+@router.put("/agents/{agent_id}", openapi_extra=openapi.request_body("agent", AgentUpdate))
 def update_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.context),
                  document: Any = Depends(deps.body)) -> dict[str, Any]:
     ctx.require_admin()
@@ -93,7 +94,8 @@ def update_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.co
         return {"agent": _document(agent, agent.heartbeat_at >= _scheduler(request).cutoff(session))}
 
 
-@router.delete("/agents/{agent_id}", status_code=204)
+@router.delete("/agents/{agent_id}", status_code=204,
+                openapi_extra=openapi.query(rebind={"type": "boolean"}))
 def delete_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
     ctx.require_admin()
     rebind = resources.bool_param(deps.params(request), "rebind")

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import Select
 
-from lbaas.api import deps, resources
+from lbaas.api import deps, openapi, resources
 from lbaas.api.auth import Context
 from lbaas.api.resources import Kind
 
@@ -30,5 +30,6 @@ def add_reads(router: APIRouter, kind: Kind) -> None:
         with deps.state(request).reading() as session:
             return {kind.name: kind.render_one(session, resources.get(session, kind, ident, ctx))}
 
-    router.add_api_route(f"/lbaas/{kind.plural}", list_objects, methods=["GET"], name=f"list_{kind.plural}")
+    router.add_api_route(f"/lbaas/{kind.plural}", list_objects, methods=["GET"], name=f"list_{kind.plural}",
+                         openapi_extra=openapi.list_query(kind.model))
     router.add_api_route(f"/lbaas/{kind.plural}/{{ident}}", get_object, methods=["GET"], name=f"get_{kind.name}")

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lbaas.api import build, changes, deps, resources
+from lbaas.api import build, changes, deps, openapi, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.errors import BadRequest, Conflict
@@ -21,7 +21,8 @@ KIND = HEALTHMONITOR
 add_reads(router, KIND)
 
 
-@router.post("/lbaas/healthmonitors", status_code=201)
+@router.post("/lbaas/healthmonitors", status_code=201,
+             openapi_extra=openapi.request_body(KIND.name, s.HealthMonitorCreate))
 def create_healthmonitor(request: Request, ctx: Context = Depends(deps.context),
                          document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.HealthMonitorCreate)
@@ -41,7 +42,7 @@ def create_healthmonitor(request: Request, ctx: Context = Depends(deps.context),
     return {KIND.name: changes.create_child(state, ctx, KIND, lb_id, make)}
 
 
-@router.put("/lbaas/healthmonitors/{ident}")
+@router.put("/lbaas/healthmonitors/{ident}", openapi_extra=openapi.request_body(KIND.name, s.HealthMonitorUpdate))
 def update_healthmonitor(ident: str, request: Request, ctx: Context = Depends(deps.context),
                          document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.HealthMonitorUpdate)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
-from lbaas.api import build, changes, deps, resources, views
+from lbaas.api import build, changes, deps, openapi, resources, views
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.errors import BadRequest
@@ -20,7 +20,7 @@ KIND = LISTENER
 add_reads(router, KIND)
 
 
-@router.post("/lbaas/listeners", status_code=201)
+@router.post("/lbaas/listeners", status_code=201, openapi_extra=openapi.request_body(KIND.name, s.ListenerCreate))
 def create_listener(request: Request, ctx: Context = Depends(deps.context),
                     document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.ListenerCreate)
@@ -48,13 +48,16 @@ def _visible_lb(request: Request, ctx: Context, lb_id: str) -> None:
         resources.get(session, LOADBALANCER, lb_id, ctx)
 
 
-@router.put("/lbaas/listeners/{ident}")
+@router.put("/lbaas/listeners/{ident}", openapi_extra=openapi.request_body(KIND.name, s.ListenerUpdate))
 def update_listener(ident: str, request: Request, ctx: Context = Depends(deps.context),
                     document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.ListenerUpdate)
     state = deps.state(request)
 
     def apply(session: Session, row: m.Listener, lb: m.LoadBalancer) -> None:
+        if body.insert_headers is not None or body.allowed_cidrs is not None:
+            body.insert_headers = build.check_listener_extras(
+                body.insert_headers, body.allowed_cidrs, row.protocol, lb.vip_address)
         if "default_pool_id" in body.model_fields_set:
             build.check_default_pool(session, row, body.default_pool_id)
         changes.set_fields(row, body)

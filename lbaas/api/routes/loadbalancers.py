@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.api import build, changes, deps, resources, views
+from lbaas.api import build, changes, deps, openapi, resources, views
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.api.deps import State
@@ -22,7 +22,7 @@ router = APIRouter()
 KIND = LOADBALANCER
 
 
-@router.get("/lbaas/loadbalancers")
+@router.get("/lbaas/loadbalancers", openapi_extra=openapi.list_query(KIND.model))
 def list_loadbalancers(request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     state = deps.state(request)
     with state.reading() as session:
@@ -37,7 +37,8 @@ def get_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.c
         return {KIND.name: KIND.render_one(session, resources.get(session, KIND, lb_id, ctx))}
 
 
-@router.post("/lbaas/loadbalancers", status_code=201)
+@router.post("/lbaas/loadbalancers", status_code=201,
+             openapi_extra=openapi.request_body(KIND.name, s.LoadBalancerCreate))
 def create_loadbalancer(request: Request, ctx: Context = Depends(deps.context),
                         document: Any = Depends(deps.body)) -> dict[str, Any]:
     ctx.require_write()
@@ -57,7 +58,8 @@ def _graph(session: Session, state: State, ctx: Context, body: s.LoadBalancerCre
            provider: Any) -> tuple[m.LoadBalancer, list[Any]]:
     """Every row of a (possibly fully populated) load balancer, added to the session."""
     project_id = changes.owner(ctx, body)
-    address, subnet_id = state.subnets.resolve(session, body.vip_address, body.vip_subnet_id)
+    anywhere = ctx.is_admin and state.config.api.admin_vip_anywhere
+    address, subnet_id = state.subnets.resolve(session, body.vip_address, body.vip_subnet_id, anywhere)
     state.validate(provider, "loadbalancer", body.model_dump(exclude={"listeners", "pools"}))
     lb = m.LoadBalancer(**build._common(body, project_id), provider=provider.name, vip_address=address,
                         vip_subnet_id=subnet_id, vip_network_id=body.vip_network_id or subnet_id,
@@ -135,7 +137,7 @@ def _render_graph(lb: m.LoadBalancer, rows: list[Any], full: bool) -> dict[str, 
     return document
 
 
-@router.put("/lbaas/loadbalancers/{lb_id}")
+@router.put("/lbaas/loadbalancers/{lb_id}", openapi_extra=openapi.request_body(KIND.name, s.LoadBalancerUpdate))
 def update_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context),
                         document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.LoadBalancerUpdate)
@@ -147,7 +149,8 @@ def update_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(dep
     return {KIND.name: response}
 
 
-@router.delete("/lbaas/loadbalancers/{lb_id}", status_code=204)
+@router.delete("/lbaas/loadbalancers/{lb_id}", status_code=204,
+               openapi_extra=openapi.query(cascade={"type": "boolean"}))
 def delete_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
     cascade = resources.bool_param(deps.params(request), "cascade")
     with changes.change(deps.state(request), ctx, lb_id, c.PENDING_DELETE) as (session, _lb):

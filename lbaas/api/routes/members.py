@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.api import build, changes, deps, resources
+from lbaas.api import build, changes, deps, openapi, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.errors import BadRequest, NotFound
@@ -34,7 +34,7 @@ def _member(session: Session, ctx: Context, pool_id: str, ident: str) -> m.Membe
     return member
 
 
-@router.get(BASE)
+@router.get(BASE, openapi_extra=openapi.list_query(KIND.model))
 def list_members(pool_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     _pool(request, ctx, pool_id)
     return list_document(request, KIND, ctx, select(m.Member).where(m.Member.pool_id == pool_id))
@@ -46,7 +46,7 @@ def get_member(pool_id: str, ident: str, request: Request, ctx: Context = Depend
         return {KIND.name: KIND.render_one(session, _member(session, ctx, pool_id, ident))}
 
 
-@router.post(BASE, status_code=201)
+@router.post(BASE, status_code=201, openapi_extra=openapi.request_body(KIND.name, s.MemberCreate))
 def create_member(pool_id: str, request: Request, ctx: Context = Depends(deps.context),
                   document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.MemberCreate)
@@ -59,7 +59,7 @@ def create_member(pool_id: str, request: Request, ctx: Context = Depends(deps.co
     return {KIND.name: changes.create_child(state, ctx, KIND, pool.load_balancer_id, make)}
 
 
-@router.put(BASE + "/{ident}")
+@router.put(BASE + "/{ident}", openapi_extra=openapi.request_body(KIND.name, s.MemberUpdate))
 def update_member(pool_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context),
                   document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.MemberUpdate)
@@ -82,7 +82,8 @@ def delete_member(pool_id: str, ident: str, request: Request, ctx: Context = Dep
     return Response(status_code=204)
 
 
-@router.put(BASE, status_code=202)
+@router.put(BASE, status_code=202, openapi_extra={**openapi.request_body(None, s.MemberBatch),
+                                                   **openapi.query(additive_only={"type": "boolean"})})
 def batch_update_members(pool_id: str, request: Request, ctx: Context = Depends(deps.context),
                          document: Any = Depends(deps.body)) -> Response:
     """Make the pool's members exactly the given list (``additive_only``: keep the rest).

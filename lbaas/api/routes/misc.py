@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from lbaas import constants as c
-from lbaas.api import deps
+from lbaas.api import deps, openapi
 from lbaas.api.auth import Context
 from lbaas.errors import NotFound
 
@@ -53,7 +53,7 @@ def capabilities(name: str, request: Request, _ctx: Context = Depends(deps.conte
     return {key: []}
 
 
-@router.get("/subnets")
+@router.get("/subnets", openapi_extra=openapi.query(id={"type": "string"}, name={"type": "string"}))
 def subnets(request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     subnets = deps.state(request).subnets
     wanted = set(request.query_params.getlist("id")) | set(request.query_params.getlist("name"))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas.api import build, changes, deps, resources
+from lbaas.api import build, changes, deps, openapi, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.errors import BadRequest, Conflict
@@ -21,7 +21,7 @@ KIND = POOL
 add_reads(router, KIND)
 
 
-@router.post("/lbaas/pools", status_code=201)
+@router.post("/lbaas/pools", status_code=201, openapi_extra=openapi.request_body(KIND.name, s.PoolCreate))
 def create_pool(request: Request, ctx: Context = Depends(deps.context),
                 document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.PoolCreate)
@@ -62,7 +62,7 @@ def _attach(session: Session, pool: m.Pool, listener_id: str) -> None:
     listener.default_pool_id = pool.id
 
 
-@router.put("/lbaas/pools/{ident}")
+@router.put("/lbaas/pools/{ident}", openapi_extra=openapi.request_body(KIND.name, s.PoolUpdate))
 def update_pool(ident: str, request: Request, ctx: Context = Depends(deps.context),
                 document: Any = Depends(deps.body)) -> dict[str, Any]:
     body = s.parse(document, KIND.name, s.PoolUpdate)

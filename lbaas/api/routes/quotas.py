@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import select
 
-from lbaas.api import deps
+from lbaas.api import deps, openapi
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.api.deps import State
@@ -61,7 +61,8 @@ def get_quota(project_id: str, request: Request, ctx: Context = Depends(deps.con
         return {"quota": _document(state, project_id, session.get(m.Quota, project_id))}
 
 
-@router.put("/lbaas/quotas/{project_id}", status_code=202)
+@router.put("/lbaas/quotas/{project_id}", status_code=202,
+            openapi_extra=openapi.request_body("quota", s.QuotaUpdate))
 def set_quota(project_id: str, request: Request, ctx: Context = Depends(deps.context),
               document: Any = Depends(deps.body)) -> dict[str, Any]:
     ctx.require_admin()
