@@ -383,7 +383,7 @@ def _answers(host: str, port: int) -> bool:
 
 def run(quick: bool = False) -> Result:
     from tests.cluster import Cluster
-    from tests.device.helpers import Backend
+    from tests.appliance.helpers import Backend
 
     result = Result(NAME, quick)
     create_reps, create_plain = (4, 2) if quick else (15, 5)

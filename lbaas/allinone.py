@@ -82,7 +82,7 @@ def start_device(config: cfg.Config) -> dict[str, str] | None:
         LOG.warning("HAProxy is not installed: the agents use the noop driver (no traffic flows); "
                     "'make run' installs it")
         return None
-    from lbaas.device.service import start_in_thread
+    from lbaas.appliance.service import start_in_thread
     return start_in_thread(os.path.join(config.default.state_dir, "device"))
 
 

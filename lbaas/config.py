@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from lbaas import constants as c
-from lbaas.devices import DRIVERS
+from lbaas.agent.drivers import DRIVERS
 
 
 class ConfigError(ValueError):

@@ -39,7 +39,7 @@ from lbaas.vip import Subnets
 
 if TYPE_CHECKING:
     from lbaas.agent.service import Agent, AgentSettings
-    from lbaas.device.service import DeviceConfig
+    from lbaas.appliance.service import DeviceConfig
     from lbaas.messaging import Broker
     from lbaas.scheduler import Scheduler
 
@@ -184,13 +184,13 @@ def agent_settings(config: Config, host: str | None = None) -> "AgentSettings":
 
 def make_agent(config: Config, broker: "Broker | None" = None, driver_options: dict | None = None,
                host: str | None = None, driver: str | None = None) -> "Agent":
-    from lbaas import devices
+    from lbaas.agent import drivers
     from lbaas.agent.service import Agent
     from lbaas.messaging import CallTimeout
     options = {**config.device, **(driver_options or {})}
     if options.get("max_loadbalancers") is None:  # [device] says nothing: the agent's capacity
         options["max_loadbalancers"] = config.agent.max_loadbalancers
-    device = devices.load(driver or config.agent.device_driver, options)
+    device = drivers.load(driver or config.agent.device_driver, options)
     broker = broker or make_broker(config, transient=(CallTimeout,))
     settings = agent_settings(config, host)
     # An in-process broker reaches no other process: no other agent can serve this host.
@@ -228,7 +228,7 @@ def run_agent(config: Config) -> int:
 
 def run_device(config: Config) -> int:
     """The HAProxy appliance, until interrupted."""
-    from lbaas.device.service import DeviceConfig, run
+    from lbaas.appliance.service import DeviceConfig, run
     token = config.device.token
     if not token or token == c.DEVICE_SAMPLE_TOKEN:
         raise ConfigError(f"[device] token is {'the sample ' + repr(token) if token else 'empty'}; "
@@ -344,8 +344,8 @@ def check_broker(transport_url: str) -> None:
 
 def check_appliance(device: "DeviceConfig") -> None:
     """haproxy_bin runs, state_dir is writable, the TLS files can be read."""
-    from lbaas.device.errors import HAProxyFailure
-    from lbaas.device.haproxy import haproxy_version
+    from lbaas.appliance.errors import HAProxyFailure
+    from lbaas.appliance.process import haproxy_version
     try:
         haproxy_version(device.haproxy_bin)
     except HAProxyFailure as exc:

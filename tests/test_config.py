@@ -269,7 +269,7 @@ def test_the_shipped_sample_is_what_config_sample_prints() -> None:
 
 def test_device_options_are_declared_for_appliance_and_driver(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from lbaas.device.service import DeviceConfig
+    from lbaas.appliance.service import DeviceConfig
     declared = {option.name for option in cfg.OPTIONS["device"]}
     assert {field.name for field in dataclasses.fields(DeviceConfig)} <= declared
     assert {"devices", "device_token", "ca_file", "timeout", "max_loadbalancers"} <= declared
@@ -284,7 +284,7 @@ def test_device_options_are_declared_for_appliance_and_driver(tmp_path: Path,
 
 
 def test_choices_follow_the_registries() -> None:
-    from lbaas.devices import DRIVERS
+    from lbaas.agent.drivers import DRIVERS
     from lbaas.scheduler import POLICIES
     kinds = {(s, o.name): o.kind for s, options in cfg.OPTIONS.items() for o in options}
     assert tuple(kinds["controller", "scheduler_policy"].names) == POLICIES
@@ -301,8 +301,8 @@ def test_free_form_sections_stay_free_and_default_is_not_inherited(tmp_path: Pat
 
 
 def test_constructors_accept_strings_and_check_them_the_same_way() -> None:
-    from lbaas.device.service import DeviceConfig
-    from lbaas.devices.haproxy import HAProxyDriver
+    from lbaas.appliance.service import DeviceConfig
+    from lbaas.agent.drivers.haproxy import HAProxyDriver
     device = DeviceConfig(token="t", bind_port="9443", check_interval="0", bind_transparent="no")
     assert (device.bind_port, device.check_interval, device.bind_transparent) == (9443, 0.0, False)
     with pytest.raises(ValueError, match=r"\[device\] bind_port: must be an integer from 1 to 65535"):

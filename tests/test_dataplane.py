@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.cluster import Cluster, wait_lb
-from tests.device.helpers import Backend, fetch, wait_for
+from tests.appliance.helpers import Backend, fetch, wait_for
 
 HOSTS = ["dp-1", "dp-2"]
 pytestmark = pytest.mark.integration

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from lbaas import constants as c
-from lbaas.devices.base import DeviceError, DeviceRejected
-from lbaas.devices.haproxy import HAProxyDriver
+from lbaas.agent.drivers.base import DeviceError, DeviceRejected
+from lbaas.agent.drivers.haproxy import HAProxyDriver
 from tests.cluster import Cluster, wait_lb
-from tests.device.helpers import TOKEN, Backend, DeviceService, fetch, kill_haproxy, loadbalancer, wait_for
+from tests.appliance.helpers import TOKEN, Backend, DeviceService, fetch, kill_haproxy, loadbalancer, wait_for
 
 pytestmark = pytest.mark.integration
 

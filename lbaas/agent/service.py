@@ -37,7 +37,7 @@ from typing import Any
 
 from lbaas import constants as c
 from lbaas.agent.health import DeviceHealth, JobLog
-from lbaas.devices.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
+from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 from lbaas.messaging import Broker, CallTimeout, RemoteError
 
 LOG = logging.getLogger(__name__)

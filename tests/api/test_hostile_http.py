@@ -17,8 +17,8 @@ import httpx
 import pytest
 import uvicorn
 
-from lbaas.device.service import DeviceConfig
-from lbaas.device.service import create_app as device_app
+from lbaas.appliance.service import DeviceConfig
+from lbaas.appliance.service import create_app as device_app
 from tests.conftest import Api, dump, free_port
 
 LIMIT = 1048576  # [api] max_request_body_size, default

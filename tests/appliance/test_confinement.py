@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lbaas.device import grammar, render, schema
-from lbaas.device.errors import ConfigRejected
-from tests.device.helpers import answers, haproxy_pids, loadbalancer, member, monitor, url_of
+from lbaas.appliance import grammar, render, schema
+from lbaas.appliance.errors import ConfigRejected
+from tests.appliance.helpers import answers, haproxy_pids, loadbalancer, member, monitor, url_of
 
 
 def test_workers_run_unprivileged_in_an_empty_chroot(device, backends) -> None:

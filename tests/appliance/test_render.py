@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from lbaas.device import render, schema
-from lbaas.device.errors import InvalidRequest
-from lbaas.device.status import status_document
-from tests.device.helpers import HAPROXY
+from lbaas.appliance import render, schema
+from lbaas.appliance.errors import InvalidRequest
+from lbaas.appliance.status import status_document
+from tests.appliance.helpers import HAPROXY
 
 EVERYTHING = {
     "id": "lb-1", "revision": 3, "vip_address": "127.0.9.5", "ignored": {"x": 1},

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from lbaas.device.errors import ConfigRejected
+from lbaas.appliance.errors import ConfigRejected
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 _INT = r"[0-9]{1,10}"

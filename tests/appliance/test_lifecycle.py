@@ -11,9 +11,9 @@ import time
 import httpx
 import pytest
 
-import lbaas.device.haproxy
-import lbaas.device.render
-from tests.device.helpers import (answers, bump, fetch, haproxy_pids, loadbalancer,
+import lbaas.appliance.process
+import lbaas.appliance.render
+from tests.appliance.helpers import (answers, bump, fetch, haproxy_pids, loadbalancer,
                                   member, monitor, uid, url_of, vip, wait_for)
 
 pytestmark = [pytest.mark.integration]
@@ -271,12 +271,12 @@ def test_rejected_configuration_keeps_the_old_one(device, backends, monkeypatch)
     device.apply(lb)
     config = device.folder(lb["id"]) / "haproxy.cfg"
     before, pid = config.read_text(), device.master_pid(lb["id"])
-    real_render = lbaas.device.render.render
+    real_render = lbaas.appliance.render.render
 
     def broken(*args, **kwargs) -> str:
         return real_render(*args, **kwargs) + "\nbackend broken\n    balance no-such-algo\n"
 
-    monkeypatch.setattr(lbaas.device.render, "render", broken)
+    monkeypatch.setattr(lbaas.appliance.render, "render", broken)
     lb["pools"][0]["members"].append(member(backends("b")))
     response = device.put(bump(lb))
 
@@ -287,7 +287,7 @@ def test_rejected_configuration_keeps_the_old_one(device, backends, monkeypatch)
     assert lb_ids(device) == {lb["id"]: 1}
     assert answers(url_of(lb), 3) == ["a"] * 3
 
-    monkeypatch.setattr(lbaas.device.render, "render", real_render)
+    monkeypatch.setattr(lbaas.appliance.render, "render", real_render)
     assert device.apply(lb) == "reloaded"
     assert set(answers(url_of(lb), 4)) == {"a", "b"}
 
@@ -301,7 +301,7 @@ def test_port_held_by_another_process(device, backends, monkeypatch):
                           port=squatter.getsockname()[1])
 
         refused = device.put(lb)
-        monkeypatch.setattr(lbaas.device.haproxy, "endpoint_in_use", lambda *_: False)
+        monkeypatch.setattr(lbaas.appliance.process, "endpoint_in_use", lambda *_: False)
         failed = device.put(lb)
 
     assert refused.status_code == 409, refused.text
@@ -437,7 +437,7 @@ def test_failed_reload_keeps_the_old_configuration(device, backends, monkeypatch
     config = device.folder(lb["id"]) / "haproxy.cfg"
     before = config.read_text()
     # Skip the up-front port check so that HAProxy itself fails the reload.
-    monkeypatch.setattr(lbaas.device.haproxy, "endpoint_in_use", lambda *_: False)
+    monkeypatch.setattr(lbaas.appliance.process, "endpoint_in_use", lambda *_: False)
     with socket.socket() as squatter:  # the new listener's port is taken
         squatter.bind((lb["vip_address"], 0))
         squatter.listen()

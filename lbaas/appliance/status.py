@@ -17,7 +17,7 @@ When HAProxy does not answer at all, everything is OFFLINE and the load balancer
 """
 
 from lbaas import constants as c
-from lbaas.device.render import backend_name, frontend_name, server_name
+from lbaas.appliance.render import backend_name, frontend_name, server_name
 
 COUNTERS = ("bytes_in", "bytes_out", "active_connections", "total_connections",
             "request_errors")

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lbaas.device.errors import ConfigRejected, HAProxyFailure
+from lbaas.appliance.errors import ConfigRejected, HAProxyFailure
 
 LOG = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The agent-side driver of the HAProxy device service (``lbaas.device``).
+"""The agent-side driver of the HAProxy device service (``lbaas.appliance``).
 
 A group is a list of device services that all hold the same load balancers (for example the
 two hosts of an active/standby pair): a change must reach every one of them.
@@ -27,7 +27,7 @@ import httpx
 
 from lbaas import config as cfg
 from lbaas import constants as c
-from lbaas.devices.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
+from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 
 LOG = logging.getLogger(__name__)
 # The [device] options this driver reads (lbaas.config declares them).

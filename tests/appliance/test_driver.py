@@ -5,10 +5,10 @@ import tempfile
 
 import pytest
 
-from lbaas.devices.base import DeviceError, DeviceNotReady
-from lbaas.device.service import start_in_thread
-from lbaas.devices.haproxy import HAProxyDriver
-from tests.device.helpers import (TOKEN, answers, bump, free_port, kill_haproxy, loadbalancer,
+from lbaas.agent.drivers.base import DeviceError, DeviceNotReady
+from lbaas.appliance.service import start_in_thread
+from lbaas.agent.drivers.haproxy import HAProxyDriver
+from tests.appliance.helpers import (TOKEN, answers, bump, free_port, kill_haproxy, loadbalancer,
                                   member, url_of)
 
 pytestmark = [pytest.mark.integration]

@@ -20,7 +20,7 @@ from typing import Any
 
 from lbaas import constants as c
 from lbaas import validate as closed
-from lbaas.device.errors import InvalidRequest
+from lbaas.appliance.errors import InvalidRequest
 
 # Ids become directory, backend and server names; uuids fit easily. Matched whole and
 # ASCII-only (see lbaas.validate for why).

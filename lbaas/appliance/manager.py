@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbaas import constants as c
-from lbaas.device import haproxy, render
-from lbaas.device.errors import Conflict, DeviceFault, HAProxyFailure
-from lbaas.device.haproxy import HAProxyInstance, Paths
-from lbaas.device.schema import ID_PATTERN, validate
-from lbaas.device.status import status_document
+from lbaas.appliance import process, render
+from lbaas.appliance.errors import Conflict, DeviceFault, HAProxyFailure
+from lbaas.appliance.process import HAProxyInstance, Paths
+from lbaas.appliance.schema import ID_PATTERN, validate
+from lbaas.appliance.status import status_document
 
 LOG = logging.getLogger(__name__)
 
@@ -336,9 +336,9 @@ def _check_endpoints_free(desired: dict) -> None:
     """Raise ``Conflict`` when a process other than this load balancer's HAProxy listens on
     one of its endpoints: HAProxy binds with SO_REUSEPORT and would otherwise silently share
     the port (and its traffic) with that process."""
-    own = haproxy.pids_serving(desired["id"])
+    own = process.pids_serving(desired["id"])
     for address, port in sorted(_endpoints(desired)):
-        if haproxy.endpoint_in_use(address, port, own):
+        if process.endpoint_in_use(address, port, own):
             raise Conflict(f"{address}:{port} is in use by another process on this host")
 
 

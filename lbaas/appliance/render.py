@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import jinja2
 
 from lbaas import constants as c
-from lbaas.device import grammar
-from lbaas.device.schema import pool_mode
+from lbaas.appliance import grammar
+from lbaas.appliance.schema import pool_mode
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),

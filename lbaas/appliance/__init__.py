@@ -1,5 +1,5 @@
 """The HAProxy data plane ("device"): a small management service that runs one HAProxy per
-load balancer and answers the agent-side driver in ``lbaas.devices.haproxy``.
+load balancer and answers the agent-side driver in ``lbaas.agent.drivers.haproxy``.
 
 Modules: ``schema`` checks the desired state, ``render`` turns it into haproxy.cfg,
 ``haproxy`` drives one HAProxy process, ``status`` reads its stats, ``manager`` keeps all

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lbaas import constants as c
-from lbaas.devices.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
+from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 
 
 class NoopDriver(DeviceDriver):

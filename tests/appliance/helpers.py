@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from lbaas.device.haproxy import pid_alive
-from lbaas.device.service import DeviceConfig, create_app
+from lbaas.appliance.process import pid_alive
+from lbaas.appliance.service import DeviceConfig, create_app
 
 TOKEN = "device-test-token"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"

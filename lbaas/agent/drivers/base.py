@@ -3,7 +3,7 @@
 An agent holds one driver instance for the devices of its group and calls it from several
 threads, one load balancer at a time per id. The desired state passed to ``converge`` and
 the status document returned by ``status`` are the documents of the device API
-(``lbaas.device.schema`` and ``lbaas.device.status``).
+(``lbaas.appliance.schema`` and ``lbaas.appliance.status``).
 
 Failures say whose fault they are: ``DeviceRejected`` when the device answered and refused
 the document (the same document fails again: nobody retries it by itself), any other

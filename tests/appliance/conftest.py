@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.device.helpers import Backend, DeviceService, kill_haproxy
+from tests.appliance.helpers import Backend, DeviceService, kill_haproxy
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import httpx
 
 import pytest
 
-from tests.device.helpers import (answers, bump, fetch, loadbalancer, member, monitor,
+from tests.appliance.helpers import (answers, bump, fetch, loadbalancer, member, monitor,
                                   url_of, wait_for)
 
 pytestmark = [pytest.mark.integration]

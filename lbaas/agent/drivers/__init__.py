@@ -6,8 +6,8 @@ import importlib
 from collections.abc import Mapping
 
 DRIVERS = {
-    "noop": "lbaas.devices.noop:NoopDriver",
-    "haproxy": "lbaas.devices.haproxy:HAProxyDriver",
+    "noop": "lbaas.agent.drivers.noop:NoopDriver",
+    "haproxy": "lbaas.agent.drivers.haproxy:HAProxyDriver",
 }
 
 

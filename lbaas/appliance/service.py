@@ -32,10 +32,10 @@ from lbaas import config as cfg
 from lbaas import constants as c
 from lbaas.api.schemas import decode
 from lbaas.errors import BadRequest
-from lbaas.device.errors import DeviceFault, InvalidRequest
-from lbaas.device.haproxy import haproxy_version
-from lbaas.device.manager import Manager
-from lbaas.device.schema import validate
+from lbaas.appliance.errors import DeviceFault, InvalidRequest
+from lbaas.appliance.process import haproxy_version
+from lbaas.appliance.manager import Manager
+from lbaas.appliance.schema import validate
 
 LOG = logging.getLogger(__name__)
 
