@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test setup services haproxy bench clean stop-haproxy
+.PHONY: run test test-fast typecheck setup services haproxy bench clean stop-haproxy
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,16 @@ services:
 run: setup haproxy
 	$(VENV)/bin/lbaas all-in-one $(ARGS)
 
-test: setup services
+typecheck: setup  # configured in pyproject.toml [tool.mypy]
+	$(VENV)/bin/mypy
+
+test: setup services typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The quick loop: SQLite only, without the multi-process cluster and the security suite.
+test-fast: setup services typecheck
+	$(PY) -m pytest -k "sqlite or not (postgresql or mariadb)" \
+	  --ignore=tests/test_cluster.py --ignore=tests/security $(PYTEST_ARGS)
 
 bench: setup services
 	$(PY) bench/run.py

@@ -14,7 +14,7 @@ Targets: one-POST >= 100 graphs/s with p99 < 250 ms at 20 clients; one step
 p50 < 20 ms.  Two deployments:
 
 - cluster: 2 ``lbaas server`` + 4 ``lbaas agent`` processes (noop driver) on
-  PostgreSQL + RabbitMQ (tests/cluster.py); clients alternate servers;
+  PostgreSQL + RabbitMQ (lbaas/testing/cluster.py); clients alternate servers;
 - all-in-one: ``lbaas all-in-one --data-plane noop`` (SQLite, memory://,
   two in-process agents; a /8 VIP subnet so that addresses never run out).
 
@@ -80,7 +80,7 @@ class ClusterDeployment(Deployment):
     subnet = "cluster"
 
     def __init__(self) -> None:
-        from tests.cluster import Cluster
+        from lbaas.testing.cluster import Cluster
         self.db, workdir = temp_database("postgresql")
         self.workdir = workdir
         self.cluster = Cluster(workdir, self.db.url)

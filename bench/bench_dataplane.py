@@ -382,8 +382,8 @@ def _answers(host: str, port: int) -> bool:
 # --- entry point ------------------------------------------------------------------------
 
 def run(quick: bool = False) -> Result:
-    from tests.cluster import Cluster
-    from tests.appliance.helpers import Backend
+    from lbaas.testing.backends import Backend
+    from lbaas.testing.cluster import Cluster
 
     result = Result(NAME, quick)
     create_reps, create_plain = (4, 2) if quick else (15, 5)

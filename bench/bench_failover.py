@@ -70,7 +70,7 @@ def one(cluster: Any, i: int) -> dict[str, float]:
 
 
 def run(quick: bool = False) -> Result:
-    from tests.cluster import Cluster
+    from lbaas.testing.cluster import Cluster
     result = Result(NAME, quick)
     reps = 1 if quick else 3
     db, workdir = temp_database("postgresql")

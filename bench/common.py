@@ -34,8 +34,8 @@ RESULTS = ROOT / "bench" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.cluster import free_port  # noqa: E402
-from tests.conftest import TempDatabase  # noqa: E402  (creates and drops a database of its own)
+from lbaas.testing.databases import TempDatabase  # noqa: E402  (creates and drops a database of its own)
+from lbaas.testing.polling import free_port  # noqa: E402
 
 #: Other people's work using more than this many of the 2 cores during a
 #: run makes its figures pessimistic (flagged BUSY in the table and JSON).
@@ -369,30 +369,12 @@ def client(url: str, token: str, timeout: float = 30) -> httpx.Client:
                         limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
 
 
-class _BenchDatabase(TempDatabase):
-    """TempDatabase whose drop() also removes a SQLite database's files
-    (the 100,000-row ones are over 100 MB); logs in the work directory stay."""
-
-    def __init__(self, backend: str, workdir: str) -> None:
-        super().__init__(backend, workdir)
-        self.workdir = workdir
-
-    def drop(self) -> None:
-        super().drop()
-        if self.backend == "sqlite":
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                try:
-                    os.remove(os.path.join(self.workdir, f"{self.name}.sqlite{suffix}"))
-                except FileNotFoundError:
-                    pass
-
-
 def temp_database(backend: str) -> tuple[TempDatabase, str]:
     """A fresh, migrated database; returns it and a work directory.
     ``drop()`` it afterwards (SQLite files included)."""
     from lbaas.db.session import Database
     workdir = tempfile.mkdtemp(prefix=f"lbaas-bench-{backend}-")
-    db = _BenchDatabase(backend, workdir)
+    db = TempDatabase(backend, workdir)
     handle = Database(db.url)
     handle.upgrade()
     handle.dispose()

@@ -139,7 +139,7 @@ def analyze(engine: Engine) -> None:
 def agents(engine: Engine, count: int, environment: str, *, dead: int = 0) -> list[str]:
     """``count`` agents, heartbeat now by the database's clock; the first
     ``dead`` of them with a heartbeat two days old.  Returns their ids."""
-    from lbaas.scheduler import db_now_expression
+    from lbaas.db.clock import db_now_expression
     with engine.begin() as conn:
         now = conn.scalar(select(db_now_expression(engine.dialect.name)))
     if isinstance(now, str):

@@ -1,6 +1,10 @@
 """``lbaas all-in-one``: a server, two agents (host-a, host-b) and, where
 HAProxy is installed, a device service, in one process on SQLite and the
-in-memory broker.  Made for a first look and for development."""
+in-memory broker.  Made for a first look and for development.
+
+Built from the parts of the other processes, started in this order and
+stopped in reverse: the controller, the device service, the agents, the API,
+then the banner (printed once everything serves)."""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from typing import Any
 
 from lbaas import config as cfg
 from lbaas import service
+from lbaas.agent.service import Agent
 from lbaas.api.auth import _read, create_token
+from lbaas.controller.service import Controller
+from lbaas.runtime import Hook, HttpServer, Part, Process
 
 LOG = logging.getLogger(__name__)
 
@@ -54,46 +61,42 @@ def run(files: list[str], demo: bool = False, data_plane: str = "auto") -> int:
     db = service.Database(config.database.connection)
     db.upgrade()
     token = admin_token(config.api.token_file)
-    controller = service.Controller(config, db)
-    state = service.api_state(config, db, controller.providers)
-    controller.start()
-    device = start_device(config) if data_plane != "noop" else None
+    controller = Controller(config, db)
+    device, options = embedded_device(config) if data_plane != "noop" else (None, {})
     if data_plane == "haproxy" and device is None:
         print("lbaas all-in-one: --data-plane haproxy, but HAProxy is not installed", file=sys.stderr)
         return 3
-    agents = start_agents(config, controller.broker, device)
+    agents = make_agents(config, controller, options)
+    api = service.api_server(service.api_state(config, db, controller.providers), controller.scheduler)
     url = f"http://{config.api.bind_host}:{config.api.bind_port}"
-    print(banner(url, token, config, device is not None), flush=True)
-    if demo:
-        from lbaas import demo as demo_module
-        threading.Thread(target=demo_module.run, args=(url, token), daemon=True).start()
-    try:
-        service.serve_api(state, controller.scheduler)
-    finally:
-        for agent in agents:
-            agent.stop()
-        controller.stop()
+
+    def announce() -> None:
+        print(banner(url, token, config, device is not None), flush=True)
+        if demo:
+            from lbaas import demo as demo_module
+            threading.Thread(target=demo_module.run, args=(url, token), daemon=True).start()
+
+    parts: list[Part] = [controller, *([device] if device else []), *agents, api, Hook(start=announce)]
+    Process("all-in-one", parts).run()
     return 0
 
 
-def start_device(config: cfg.Config) -> dict[str, str] | None:
-    """Run the HAProxy device service in this process, if HAProxy is installed."""
+def embedded_device(config: cfg.Config) -> tuple[HttpServer | None, dict[str, str]]:
+    """The HAProxy device service for this process and the driver options reaching
+    it, if HAProxy is installed."""
     if shutil.which("haproxy") is None:
         LOG.warning("HAProxy is not installed: the agents use the noop driver (no traffic flows); "
                     "'make run' installs it")
-        return None
-    from lbaas.appliance.service import start_in_thread
-    return start_in_thread(os.path.join(config.default.state_dir, "device"))
+        return None, {}
+    from lbaas.appliance.service import embedded
+    return embedded(os.path.join(config.default.state_dir, "device"))
 
 
-def start_agents(config: cfg.Config, broker: Any, device: dict[str, str] | None) -> list[Any]:
-    agents = []
-    for host in AGENT_HOSTS:
-        agent = service.make_agent(config, broker, device or {}, host=host,
-                                   driver="haproxy" if device else "noop")
-        agent.start()
-        agents.append(agent)
-    return agents
+def make_agents(config: cfg.Config, controller: Controller, options: dict[str, str]) -> list[Agent]:
+    """One agent per host of AGENT_HOSTS, on the controller's in-process broker."""
+    driver = "haproxy" if options else "noop"
+    return [service.make_agent(config, controller.broker, options, host=host, driver=driver)
+            for host in AGENT_HOSTS]
 
 
 def banner(url: str, token: str, config: cfg.Config, haproxy: bool) -> str:

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     add = lambda name, text: sub.add_parser(name, help=text, parents=[common])  # noqa: E731
     add("server", "run an API server and controller")
     add("agent", "run an agent")
-    add("device", "run the HAProxy device service")
+    add("device", "run the HAProxy appliance: its management API, one HAProxy per load balancer")
     aio = add("all-in-one", "server, two agents and a device in one process (SQLite, memory://)")
     aio.add_argument("--demo", action="store_true", help="create a demo load balancer with two back ends")
     aio.add_argument("--data-plane", choices=["auto", "haproxy", "noop"], default="auto",

@@ -59,6 +59,7 @@ DEFAULT_TIMEOUT_MEMBER_CONNECT: Final = 5000
 DEFAULT_TIMEOUT_MEMBER_DATA: Final = 50000
 DEFAULT_TIMEOUT_TCP_INSPECT: Final = 0
 MAX_TIMEOUT: Final = 24 * 60 * 60 * 1000
+MAX_CONNECTION_LIMIT: Final = 1_000_000
 
 # --- roles ------------------------------------------------------------------
 ROLE_ADMIN: Final = "admin"

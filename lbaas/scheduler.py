@@ -15,6 +15,9 @@ For an operation on load balancer X of project P in environment E:
    written in the caller's transaction, under a per-project lock so two
    servers placing P's load balancers agree.
 
+Rebind: a dead agent's bindings move to the active agents of its
+environment and group (the operator's ``DELETE /agents/{id}?rebind=true``).
+
 "Active" is ``admin_state_up`` and a heartbeat newer than ``agent_down_time``
 by the database's clock.  Every query is indexed and bounded by the number
 of agents or by one project's bindings, never by all load balancers.
@@ -25,53 +28,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import threading
-import time
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Executable, Select, func, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from lbaas.db import models as m
+from lbaas.db.clock import DatabaseClock
+from lbaas.errors import Conflict
 
 LOG = logging.getLogger(__name__)
 
 POLICIES = ("least_loaded", "random")
-
-
-def db_now_expression(dialect: str):  # type: ignore[no-untyped-def]
-    """The database's current UTC time, as SQL."""
-    if dialect == "postgresql":
-        return func.timezone("UTC", func.now())
-    if dialect in ("mysql", "mariadb"):
-        return func.utc_timestamp()
-    return func.datetime("now")
-
-
-class DatabaseClock:
-    """The database's UTC clock, read once a minute and extrapolated
-    locally, so that liveness never depends on a host's clock."""
-
-    REFRESH = 60.0
-
-    def __init__(self) -> None:
-        self._offset: dt.timedelta | None = None
-        self._read_at = 0.0
-        self._lock = threading.Lock()
-
-    def now(self, session: Session) -> dt.datetime:
-        local = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        with self._lock:
-            if self._offset is None or time.monotonic() - self._read_at > self.REFRESH:
-                remote = session.scalar(select(db_now_expression(session.bind.dialect.name)))
-                if isinstance(remote, str):  # SQLite answers text
-                    remote = dt.datetime.fromisoformat(remote)
-                remote = remote.replace(tzinfo=None)
-                self._offset = remote - local
-                self._read_at = time.monotonic()
-            return local + self._offset
 
 
 class Scheduler:
@@ -139,6 +109,30 @@ class Scheduler:
                      bound.host if bound else binding.agent_id, lb.id, peer.host)
         return peer
 
+    def rebind(self, session: Session, agent: m.Agent) -> list[tuple[str, int, str]]:
+        """Spread a dead agent's bindings over the active agents of its environment and
+        group, least loaded first; (load balancer, revision, provider) of each one moved.
+        Conflict when no agent is active there."""
+        peers = list(session.scalars(self.active(session, agent.environment, agent.group)
+                                     .where(m.Agent.id != agent.id).with_for_update()))
+        if not peers:
+            raise Conflict(f"No active agent in environment {agent.environment} group {agent.group} "
+                           "to take the load balancers over.")
+        load = {peer.id: peer.loadbalancer_count for peer in peers}
+        moved = []
+        rows = session.execute(select(m.Binding, m.LoadBalancer.revision, m.LoadBalancer.provider)
+                               .join(m.LoadBalancer, m.LoadBalancer.id == m.Binding.loadbalancer_id)
+                               .where(m.Binding.agent_id == agent.id).order_by(m.Binding.project_id))
+        for binding, revision, provider in rows:
+            target = min(load, key=lambda ident: (load[ident], ident))
+            binding.agent_id = target
+            load[target] += 1
+            moved.append((binding.loadbalancer_id, revision, provider))
+        for peer in peers:
+            session.execute(update(m.Agent).where(m.Agent.id == peer.id).values(loadbalancer_count=load[peer.id]))
+        session.flush()
+        return moved
+
     def _with_affinity(self, session: Session, environment: str, project_id: str,
                        group: int | None) -> m.Agent | None:
         serving = select(m.Binding.agent_id).where(m.Binding.environment == environment,
@@ -190,15 +184,16 @@ class Scheduler:
         lock row if needed and write-locks it.  (Insert-if-missing followed
         by SELECT ... FOR UPDATE deadlocks on MariaDB: waiters on the insert
         share a lock they then all try to upgrade.)"""
-        dialect = session.bind.dialect.name
+        dialect = session.get_bind().dialect.name
         values = {"environment": environment, "project_id": project_id}
+        stmt: Executable
         if dialect == "postgresql":
-            stmt = pg_insert(m.ProjectLock).values(**values)
-            stmt = stmt.on_conflict_do_update(index_elements=["environment", "project_id"],
-                                              set_={"project_id": stmt.excluded.project_id})
+            pg = pg_insert(m.ProjectLock).values(**values)
+            stmt = pg.on_conflict_do_update(index_elements=["environment", "project_id"],
+                                            set_={"project_id": pg.excluded.project_id})
         elif dialect in ("mysql", "mariadb"):
-            stmt = mysql_insert(m.ProjectLock).values(**values)
-            stmt = stmt.on_duplicate_key_update(project_id=stmt.inserted.project_id)
+            my = mysql_insert(m.ProjectLock).values(**values)
+            stmt = my.on_duplicate_key_update(project_id=my.inserted.project_id)
         else:  # SQLite: the transaction already holds the database's write lock
             stmt = sqlite_insert(m.ProjectLock).values(**values).on_conflict_do_nothing()
         session.execute(stmt)

@@ -1,5 +1,10 @@
 """Processes: how the pieces are put together and started.
 
+Each process is a ``runtime.Process`` of parts started in a declared order and
+stopped in reverse: the server is the controller, then the API; the agent is
+its broker (closed last), then the agent; the appliance is its HTTP server;
+the all-in-one is assembled in ``lbaas.allinone`` from the same parts.
+
 Start-up checks: before a process serves anything it looks at what its
 configuration points to, and refuses with ConfigError (``lbaas: <one line>``,
 exit 2) rather than start and answer 500 or 401 to every request:
@@ -25,19 +30,21 @@ import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import uvicorn
-
 from lbaas.api.app import create_app
 from lbaas.api.auth import NoAuth, TokenStore
 from lbaas.api.deps import State
 from lbaas import constants as c
 from lbaas.config import Config, ConfigError
 from lbaas.controller.provider import NoopProvider, Provider
+from lbaas.controller.service import Controller
 from lbaas.db.session import Database, SchemaError  # Database: used by all-in-one too
-from lbaas.constants import controller_queue
-from lbaas.vip import Subnets
+from lbaas.services import Services
+from lbaas.services.vips import Subnets
+from lbaas.runtime import HttpServer, Hook, Process
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import URL
     from lbaas.agent.service import Agent, AgentSettings
     from lbaas.appliance.service import DeviceConfig
     from lbaas.messaging import Broker
@@ -87,66 +94,14 @@ def api_state(config: Config, db: Database, providers: dict[str, Provider] | Non
         raise ValueError(f"[api] auth_strategy must be token or noauth, not {config.api.auth_strategy!r}")
     if providers is None:
         providers = {"noop": NoopProvider(db, config.controller.noop_delay)}
-    return State(config=config, db=db, providers=providers, auth=auth, subnets=Subnets(config.vip_subnets))
+    return State(Services(config, db, providers, Subnets(config.vip_subnets)), auth)
 
 
-def serve_api(state: State, scheduler: "Scheduler | None" = None) -> None:
-    """Serve the API until interrupted (blocks)."""
-    import gc
-    # Everything loaded at start-up lives as long as the process: keep it out
-    # of the collector's way, so collections stay short under load.
-    gc.freeze()
-    config = state.config
-    uvicorn.run(create_app(state, scheduler), host=config.api.bind_host, port=config.api.bind_port,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-
-
-
-class Controller:
-    """The controller half of a server: agent providers, the consumer of
-    the controller queues, and the sweeps."""
-
-    def __init__(self, config: Config, db: Database, broker: "Broker | None" = None) -> None:
-        from lbaas.controller.agent_provider import AgentProvider
-        from lbaas.controller.handlers import ControllerHandlers
-        from lbaas.controller.sweeps import Sweeper
-        from lbaas.scheduler import Scheduler
-
-        ctl = config.controller
-        self.environments: list[str] = list(ctl.environments)
-        self.broker = broker or make_broker(config, transient=database_errors())
-        self.scheduler = Scheduler(ctl.agent_down_time, ctl.scheduler_policy, ctl.max_project_share)
-        self.providers: dict[str, Provider] = {}
-        if not self.environments or ctl.noop_provider:
-            self.providers["noop"] = NoopProvider(db, ctl.noop_delay)
-        for env in self.environments:
-            self.providers[env] = AgentProvider(env, db, self.broker, self.scheduler)
-        self.handlers = ControllerHandlers(db, self.scheduler)
-        self.sweeper = Sweeper(db, self.scheduler, self.providers, ctl.pending_timeout,
-                               ctl.pending_max_age, ctl.sweep_interval)
-        self.workers = ctl.workers
-        self.consumers: list = []
-
-    def start(self) -> None:
-        if self.environments:
-            queues = [controller_queue(env) for env in self.environments]
-            self.consumers = [self.broker.serve(queues, self.handlers.handlers(), name=f"controller-{i}")
-                              for i in range(self.workers)]
-        self.sweeper.start()
-
-    def stop(self) -> None:
-        self.sweeper.stop()
-        for consumer in self.consumers:
-            consumer.stop()
-        for provider in self.providers.values():
-            provider.stop()
-        self.broker.close()
-
-
-def database_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions after which a message is delivered again, not dropped."""
-    from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
-    return (OperationalError, InterfaceError, PoolTimeout)
+def api_server(state: State, scheduler: "Scheduler | None" = None) -> HttpServer:
+    """The part that serves the API."""
+    api = state.services.config.api
+    return HttpServer("API", create_app(state, scheduler), api.bind_host, api.bind_port,
+                      log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
 def make_broker(config: Config, transient: tuple[type[BaseException], ...] = ()) -> "Broker":
@@ -162,14 +117,11 @@ def run_server(config: Config) -> int:
     check_token_file(config)
     check_broker(config.default.transport_url)
     controller = Controller(config, db)
-    state = api_state(config, db, controller.providers)
-    controller.start()
-    LOG.info("lbaas server on http://%s:%s serving environments %s", config.api.bind_host,
-             config.api.bind_port, ", ".join(controller.environments) or "(noop only)")
-    try:
-        serve_api(state, controller.scheduler)
-    finally:
-        controller.stop()
+    api = api_server(api_state(config, db, controller.providers), controller.scheduler)
+    announce = Hook(start=lambda: LOG.info(
+        "lbaas server on http://%s:%s serving environments %s", config.api.bind_host,
+        config.api.bind_port, ", ".join(controller.environments) or "(noop only)"))
+    Process("server", [controller, announce, api]).run()
     return 0
 
 
@@ -201,25 +153,18 @@ def make_agent(config: Config, broker: "Broker | None" = None, driver_options: d
 def run_agent(config: Config) -> int:
     """An agent, until interrupted (0), or refused because another agent serves its host (2).
     A device that is not ready is waited for, never a reason to exit."""
-    import signal
     from lbaas.agent.service import AgentRefused
     check_broker(config.default.transport_url)
     try:
         agent = make_agent(config)
     except ValueError as exc:  # a driver's options: ConfigError, or a driver's own ValueError
         raise ConfigError(str(exc)) from None
-    signal.signal(signal.SIGTERM, lambda *_: agent.stopping.set())
     try:
-        agent.start()
-        agent.stopping.wait()  # SIGTERM, or a server gave this agent's host to another
+        # Until a signal, or until a server gives this agent's host to another.
+        Process("agent", [Hook(stop=agent.broker.close), agent]).run(until=agent.stopping)
     except AgentRefused as exc:
         print(f"lbaas: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        pass
-    finally:
-        agent.stop()
-        agent.broker.close()
     if agent.refusal:
         print(f"lbaas: {agent.refusal}", file=sys.stderr)
         return 2
@@ -228,15 +173,15 @@ def run_agent(config: Config) -> int:
 
 def run_device(config: Config) -> int:
     """The HAProxy appliance, until interrupted."""
-    from lbaas.appliance.service import DeviceConfig, run
+    from lbaas.appliance.service import DeviceConfig, server
     token = config.device.token
     if not token or token == c.DEVICE_SAMPLE_TOKEN:
         raise ConfigError(f"[device] token is {'the sample ' + repr(token) if token else 'empty'}; "
                           "set a secret of your own, e.g. the output of: "
                           "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
-    device = DeviceConfig(**{k: v for k, v in config.device.items() if k in DeviceConfig.__dataclass_fields__})
+    device = DeviceConfig(**{name: config.device[name] for name in DeviceConfig.__dataclass_fields__})
     check_appliance(device)
-    run(device)
+    Process("device", [server(device)]).run()
     return 0
 
 
@@ -304,7 +249,7 @@ def check_database(connection: str) -> None:
             engine.dispose()
 
 
-def _probe_engine(url):  # type: ignore[no-untyped-def]
+def _probe_engine(url: URL) -> Engine:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
     from lbaas.db.session import make_engine

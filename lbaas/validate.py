@@ -22,8 +22,8 @@ from typing import Final
 # separators). Whatever is rendered is built from the allow-lists below, which exclude them.
 CONFIG_METACHARACTERS: Final = frozenset("\"'\\#$% \t\r\n\x00")
 
-# RFC 3986 path and query characters without the ones above; percent-escapes only as %XX.
-_URL_PATH = re.compile(r"/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,1023}", re.ASCII)
+# RFC 3986 path and query characters without the ones above (so no percent-escapes either).
+_URL_PATH = re.compile(r"/[A-Za-z0-9\-._~!&()*+,;=:@/?]{0,1023}", re.ASCII)
 # Cookie names: the RFC 6265 token characters that are also inert in haproxy.cfg.
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}", re.ASCII)
 # "200", "200-204", "200,202,301" (Octavia's expected_codes forms) or a list mixing both.
@@ -33,6 +33,7 @@ _LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)", re.ASCII)
 MAX_HOSTNAME: Final = 253
 
 # insert_headers an HTTP listener can carry, and the values that turn them on or off.
+BROADCAST: Final = ipaddress.ip_address("255.255.255.255")
 INSERT_HEADERS: Final = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto")
 _TRUE: Final = ("true", "True", "TRUE", "1", "yes")
 _FALSE: Final = ("false", "False", "FALSE", "0", "no")
@@ -52,26 +53,29 @@ def ip_address(value: str) -> str:
         raise ValueError("is not an IP address") from None
     if address.is_unspecified:
         raise ValueError("must not be the unspecified address (0.0.0.0 or ::)")
-    if address.is_multicast:
-        raise ValueError("must not be a multicast address")
+    if address.is_multicast or address == BROADCAST:
+        raise ValueError("must not be a multicast or broadcast address")
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        raise ValueError("must be given as IPv4, not as an IPv4-mapped IPv6 address")
     return str(address)
 
 
 def cidr(value: str) -> str:
-    """A canonical network in CIDR form (host bits cleared), e.g. ``10.0.0.0/8``."""
-    if not isinstance(value, str) or "%" in value or value != value.strip():
-        raise ValueError("must be a CIDR such as 10.0.0.0/8")
+    """A network in canonical CIDR form, e.g. ``10.0.0.0/8``: no host bits, no netmask."""
     try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except ValueError:
-        raise ValueError("must be a CIDR such as 10.0.0.0/8") from None
+        network = ipaddress.ip_network(value)
+    except (TypeError, ValueError):
+        network = None
+    if network is None or str(network) != value:
+        raise ValueError("must be a network in CIDR form such as 10.0.0.0/8, without host bits")
+    return value
 
 
 def url_path(value: str) -> str:
     """An absolute URL path (and query) such as ``/healthz?full=1``."""
     if not _URL_PATH.fullmatch(value):
         raise ValueError("must be an absolute URL path such as /healthz, of letters, digits, "
-                         "-._~!&()*+,;=:@/? and %XX escapes (at most 1024 characters)")
+                         "-._~!&()*+,;=:@/? (at most 1024 characters)")
     return value
 
 

@@ -9,62 +9,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
-import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from lbaas import config as cfg
-from lbaas.api.app import create_app
 from lbaas.api.auth import create_token
 from lbaas.db.session import Database
-from lbaas.service import api_state
+from lbaas.service import api_server, api_state
+from lbaas.testing.cluster import wait_lb
+from lbaas.testing.databases import BACKENDS, TempDatabase
+from lbaas.testing.polling import free_port
 
-PG_ADMIN = os.environ.get("LBAAS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")
-MYSQL_ADMIN = os.environ.get("LBAAS_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306")
-BACKENDS = ("sqlite", "postgresql", "mariadb")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class TempDatabase:
-    """A database of its own for one test run, dropped afterwards."""
-
-    def __init__(self, backend: str, tmp_dir: str) -> None:
-        self.backend = backend
-        self.name = f"lbaas_test_{uuid.uuid4().hex[:10]}"
-        if backend == "sqlite":
-            self.url = f"sqlite:///{tmp_dir}/{self.name}.sqlite"
-        elif backend == "postgresql":
-            self._admin("postgres", f'CREATE DATABASE "{self.name}"')
-            self.url = f"{PG_ADMIN}/{self.name}"
-        else:
-            self._admin("mysql", f"CREATE DATABASE `{self.name}` CHARACTER SET utf8mb4")
-            self.url = f"{MYSQL_ADMIN}/{self.name}"
-
-    def _admin(self, database: str, statement: str) -> None:
-        from sqlalchemy import create_engine, text
-        base = PG_ADMIN if self.backend == "postgresql" else MYSQL_ADMIN
-        engine = create_engine(f"{base}/{database}", isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(statement))
-        engine.dispose()
-
-    def drop(self) -> None:
-        if self.backend == "postgresql":
-            self._admin("postgres", f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        elif self.backend == "mariadb":
-            self._admin("mysql", f"DROP DATABASE IF EXISTS `{self.name}`")
+__all__ = ["BACKENDS", "Api", "dump", "free_port", "start_api"]  # what test modules import from here
 
 
 @pytest.fixture(scope="session")
@@ -117,7 +76,6 @@ class Api:
 
     def wait_lb(self, lb_id: str, status: str = "ACTIVE", token: str = "admin", timeout: float = 20) -> dict:
         """Poll until the load balancer reaches ``status`` (DELETED: 404)."""
-        from tests.cluster import wait_lb
         return wait_lb(self.client, lb_id, status, timeout, headers={"X-Auth-Token": self.tokens[token]})
 
     def create_lb(self, token: str = "admin", wait: bool = True, **fields: Any) -> dict:
@@ -144,22 +102,15 @@ def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None
         overrides.setdefault(section, {}).update(values)
     config = cfg.load(overrides=overrides)
     state = api_state(config, Database(db_url))
-    server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.02)
-    api = Api(f"http://127.0.0.1:{port}", tokens, state.db, backend)
+    server = api_server(state)
+    server.start()
+    api = Api(f"http://127.0.0.1:{port}", tokens, state.services.db, backend)
 
     def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=10)
-        for provider in state.providers.values():
+        server.stop()
+        for provider in state.services.providers.values():
             provider.stop()
-        state.db.dispose()
+        state.services.db.dispose()
 
     return api, stop
 

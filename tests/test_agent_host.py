@@ -16,7 +16,7 @@ from lbaas.controller.handlers import ControllerHandlers
 from lbaas.db import models as m
 from lbaas.db.session import Database
 from lbaas.scheduler import Scheduler
-from tests.cluster import Cluster
+from lbaas.testing.cluster import Cluster
 
 DOWN = 30.0
 ENV = "hosts"

@@ -3,9 +3,7 @@ process (SQLite, the in-memory broker, noop devices) with short intervals."""
 
 from __future__ import annotations
 
-import logging
 import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,17 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from lbaas import config as cfg
 from lbaas import constants as c
 from lbaas import service
-from lbaas.agent.health import JobLog
-from lbaas.api.app import create_app
 from lbaas.api.auth import create_token
+from lbaas.controller.service import Controller
 from lbaas.db import models as m
 from lbaas.db.session import Database
-from tests.conftest import free_port
+from lbaas.testing.polling import free_port, wait_for
 
 DOWN = 1.5
 
@@ -43,14 +39,11 @@ class Plane:
             "vip_subnets": {"net": "127.0.96.0/20"}})
         db = Database(self.config.database.connection)
         db.upgrade()
-        self.controller = service.Controller(self.config, db)
+        self.controller = Controller(self.config, db)
         state = service.api_state(self.config, db, self.controller.providers)
         self.controller.start()
-        self.server = uvicorn.Server(uvicorn.Config(create_app(state, self.controller.scheduler),
-                                                    host="127.0.0.1", port=port, log_level="warning"))
-        threading.Thread(target=self.server.run, daemon=True).start()
-        while not self.server.started:
-            time.sleep(0.02)
+        self.server = service.api_server(state, self.controller.scheduler)
+        self.server.start()
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-Auth-Token": self.token})
         self.agents: dict[str, Any] = {}
 
@@ -98,7 +91,7 @@ class Plane:
     def stop(self) -> None:
         for host in list(self.agents):
             self.stop_agent(host)
-        self.server.should_exit = True
+        self.server.stop()
         self.controller.stop()
 
 
@@ -198,16 +191,6 @@ def agent_doc(plane: Plane, host: str) -> dict:
     return next(a for a in plane.client.get("/v2.0/agents").json()["agents"] if a["host"] == host)
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 10) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_heartbeat_goes_on_while_the_device_is_down_and_new_work_goes_elsewhere(plane: Plane) -> None:
     plane.start_agent("a1")
     plane.wait_alive("a1", True)
@@ -215,7 +198,7 @@ def test_heartbeat_goes_on_while_the_device_is_down_and_new_work_goes_elsewhere(
     plane.wait(first)
     plane.agents["a1"].driver.available = False
     down = wait_for(lambda: (doc := agent_doc(plane, "a1"))["configurations"]["device_state"] == "down" and doc,
-                    "device_state down")
+                    what="device_state down")
     assert "unreachable" in down["configurations"]["device_error"]
     time.sleep(DOWN * 2)
     assert agent_doc(plane, "a1")["alive"]          # heartbeats never waited on the device
@@ -226,7 +209,7 @@ def test_heartbeat_goes_on_while_the_device_is_down_and_new_work_goes_elsewhere(
     assert plane.wait(waiting)["provisioning_status"] == "ACTIVE"   # the pending sweep places it
     assert plane.hosting(waiting) == "a2" and plane.hosting(plane.create("steady")) == "a2"
     plane.agents["a1"].driver.available = True
-    wait_for(lambda: agent_doc(plane, "a1")["configurations"]["device_state"] == "up", "device_state up")
+    wait_for(lambda: agent_doc(plane, "a1")["configurations"]["device_state"] == "up", what="device_state up")
     assert agent_doc(plane, "a1")["configurations"]["device_error"] is None
 
 
@@ -265,9 +248,9 @@ def test_rejected_configuration_stays_in_error_and_is_not_retried(plane: Plane) 
     agent.driver.rejecting = False
     agent.resync()
     agent.driver.available = False
-    wait_for(lambda: not agent.health.up, "device down")
+    wait_for(lambda: not agent.health.up, what="device down")
     agent.driver.available = True
-    wait_for(lambda: agent.health.up, "device up")
+    wait_for(lambda: agent.health.up, what="device up")
     time.sleep(0.5)
     assert agent.driver.list_loadbalancers()[lb_id] == 1 and agent.driver._held[lb_id]["name"] == before["name"]
     assert plane.lb(lb_id)["provisioning_status"] == "ERROR"
@@ -282,7 +265,7 @@ def test_agent_started_before_its_device_waits_heartbeats_and_then_serves(plane:
     agent.start()                                   # does not raise, does not exit
     plane.agents["early"] = agent
     plane.wait_alive("early", True)
-    wait_for(lambda: agent_doc(plane, "early")["configurations"]["device_state"] == "down", "device_state down")
+    wait_for(lambda: agent_doc(plane, "early")["configurations"]["device_state"] == "down", what="device_state down")
     lb_id = plane.create("patient")
     time.sleep(0.5)
     assert plane.lb(lb_id)["provisioning_status"] == "PENDING_CREATE"
@@ -301,7 +284,7 @@ def test_a_device_outage_logs_one_warning_and_one_recovery(plane: Plane, caplog:
     agent.driver.available = False
     time.sleep(2.0)                                 # several report intervals of 0.3 s
     agent.driver.available = True
-    wait_for(lambda: agent.health.up, "device up")
+    wait_for(lambda: agent.health.up, what="device up")
     time.sleep(0.5)
     mine = [r for r in caplog.records if r.name.startswith("lbaas.agent")]
     warnings = [r for r in mine if r.levelname == "WARNING"]
@@ -309,18 +292,6 @@ def test_a_device_outage_logs_one_warning_and_one_recovery(plane: Plane, caplog:
     assert len([r for r in mine if r.levelname == "INFO" and "answers" in r.getMessage()]) == 1
     assert len([r for r in mine if r.levelname == "DEBUG" and "still down" in r.getMessage()]) >= 2
     assert not [r for r in mine if r.exc_info]
-
-
-def test_job_log_warns_once_then_debug_then_one_recovery(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("DEBUG", logger="test.joblog")
-    log = JobLog("heartbeat", logging.getLogger("test.joblog"))
-    for _ in range(3):
-        log.failed(TimeoutError("no reply"))
-    log.succeeded()
-    log.succeeded()
-    levels = [r.levelname for r in caplog.records]
-    assert levels == ["WARNING", "DEBUG", "DEBUG", "INFO"]
-    assert "TimeoutError: no reply" in caplog.records[0].getMessage()
 
 
 def test_an_agent_whose_host_was_taken_over_stops(plane: Plane) -> None:
@@ -331,7 +302,7 @@ def test_an_agent_whose_host_was_taken_over_stops(plane: Plane) -> None:
     taken = plane.controller.handlers.report_state(host="a1", environment=env, start_flag=True,
                                                    instance_id="successor", exclusive=False)
     assert taken == {"accepted": True}
-    assert wait_for(lambda: agent.stopping.is_set(), "the displaced agent to stop")
+    assert wait_for(lambda: agent.stopping.is_set(), what="the displaced agent to stop")
     assert "successor" in agent.refusal and "no longer serves host a1" in agent.refusal
     time.sleep(1.0)                                 # it sends no more heartbeats: no flapping
     with plane.controller.handlers.db.reading() as session:
@@ -351,7 +322,7 @@ def test_heartbeat_does_not_wait_on_a_device_that_hangs(plane: Plane) -> None:
         plane.agents["stuck"] = agent
         plane.wait_alive("stuck", True)
         down = wait_for(lambda: (doc := agent_doc(plane, "stuck"))["configurations"]["device_state"] == "down"
-                        and doc, "device_state down", timeout=c.DEVICE_PROBE_TIMEOUT + 5)
+                        and doc, what="device_state down", timeout=c.DEVICE_PROBE_TIMEOUT + 5)
         assert "timed out" in down["configurations"]["device_error"]
         for _ in range(int(DOWN * 2 / 0.3)):        # heartbeats every 0.3 s go on meanwhile
             assert agent_doc(plane, "stuck")["alive"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lbaas.messaging import Broker
-from tests.cluster import Cluster, rabbitmqctl, wait_lb
+from lbaas.testing.cluster import Cluster, rabbitmqctl, wait_lb
 
 HOSTS = ["host-1", "host-2", "host-3"]
 
@@ -153,7 +153,7 @@ def _drop_connections(db_url: str, seconds: float) -> None:
     """Kill every connection to the cluster's database for a while: what a
     restart looks like to its clients."""
     from sqlalchemy import create_engine, text
-    from tests.conftest import MYSQL_ADMIN, PG_ADMIN
+    from lbaas.testing.databases import MYSQL_ADMIN, PG_ADMIN
     database = db_url.rsplit("/", 1)[1]
     mysql = db_url.startswith("mysql")
     engine = create_engine(f"{MYSQL_ADMIN}/mysql" if mysql else f"{PG_ADMIN}/postgres",

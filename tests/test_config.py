@@ -12,15 +12,13 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 import httpx
 import pytest
 
 from lbaas import config as cfg
-from lbaas.api.auth import create_token
 from lbaas.db.session import Database
-from tests.conftest import free_port
+from lbaas.testing.polling import free_port, wait_for
 
 LBAAS = str(Path(sys.executable).with_name("lbaas"))
 ROOT = Path(__file__).resolve().parent.parent
@@ -354,14 +352,10 @@ def test_token_create_writes_the_file_the_server_reads(tmp_path: Path) -> None:
 
 def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 30) -> int:
     """The status of the first answer from ``url``; fails if ``proc`` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def status() -> int:
         assert proc.poll() is None, proc.communicate()[1]
-        try:
-            return httpx.get(url, timeout=1).status_code
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
+        return httpx.get(url, timeout=1).status_code
+    return wait_for(status, timeout, 0.1, f"{url} to answer", ignore=(httpx.TransportError,))
 
 
 def test_load_is_quick_to_refuse_without_a_subprocess(tmp_path: Path) -> None:

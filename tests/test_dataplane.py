@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cluster import Cluster, wait_lb
+from lbaas.testing.cluster import Cluster, wait_lb
 from tests.appliance.helpers import Backend, fetch, wait_for
 
 HOSTS = ["dp-1", "dp-2"]

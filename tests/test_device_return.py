@@ -17,7 +17,7 @@ import pytest
 from lbaas import constants as c
 from lbaas.agent.drivers.base import DeviceError, DeviceRejected
 from lbaas.agent.drivers.haproxy import HAProxyDriver
-from tests.cluster import Cluster, wait_lb
+from lbaas.testing.cluster import Cluster, wait_lb
 from tests.appliance.helpers import TOKEN, Backend, DeviceService, fetch, kill_haproxy, loadbalancer, wait_for
 
 pytestmark = pytest.mark.integration

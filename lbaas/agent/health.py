@@ -1,24 +1,17 @@
-"""What an agent knows about its device, and how its periodic jobs log.
+"""What an agent knows about its device.
 
 ``DeviceHealth`` is the agent's memory of its device: up, down or not yet
 looked at, the last error and since when.  Every device interaction and the
 periodic probe update it; the heartbeat only reads it, so a heartbeat never
 waits on a device.  Methods are thread-safe and must not raise.
-
-``JobLog`` logs a periodic job's failures once per state change: the first
-failure one WARNING line with the reason, repeats at DEBUG, the recovery one
-INFO line, so an outage costs two log lines, not one traceback per interval.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 
 from lbaas import constants as c
-
-LOG = logging.getLogger("lbaas.agent.service")
 
 
 class DeviceHealth:
@@ -58,35 +51,6 @@ class DeviceHealth:
         with self._lock:
             return {"device_state": self.state, "device_error": self.error,
                     "device_state_since": self.since.isoformat(sep=" ", timespec="seconds")}
-
-
-class JobLog:
-    """Logs one periodic job's failures and recovery once per state change."""
-
-    def __init__(self, name: str, logger: logging.Logger = LOG) -> None:
-        self.name = name
-        self.failing = False
-        self.log = logger
-
-    def failed(self, reason: object) -> None:
-        if self.failing:
-            self.log.debug("periodic %s still failing: %s", self.name, reason)
-            return
-        self.failing = True
-        self.log.warning("periodic %s failed: %s; retrying every interval, logging the recovery",
-                         self.name, _describe(reason))
-
-    def succeeded(self) -> None:
-        if self.failing:
-            self.failing = False
-            self.log.info("periodic %s works again", self.name)
-
-
-def _describe(reason: object) -> str:
-    """An exception as ``Type: message`` (the type tells a bug from an outage)."""
-    if isinstance(reason, BaseException):
-        return f"{type(reason).__name__}: {reason}" if str(reason) else type(reason).__name__
-    return str(reason)
 
 
 def _utcnow() -> dt.datetime:

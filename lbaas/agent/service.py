@@ -22,7 +22,7 @@ Contracts:
   (``error_kind`` device) is converged again as soon as it answers (the
   down -> up transition starts a resync pass at once); a configuration the
   device refused (``error_kind`` rejected) is never retried by itself.
-- Periodic jobs log a failure once per state change (``health.JobLog``).
+- Periodic jobs run from ``runtime.Timer``s (failures logged once per state change).
 """
 
 from __future__ import annotations
@@ -33,12 +33,14 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from lbaas import constants as c
-from lbaas.agent.health import DeviceHealth, JobLog
+from lbaas import wire
+from lbaas.agent.health import DeviceHealth
 from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 from lbaas.messaging import Broker, CallTimeout, RemoteError
+from lbaas.runtime import JobLog, Timer
 
 LOG = logging.getLogger(__name__)
 
@@ -82,16 +84,16 @@ class Agent:
         self.health = DeviceHealth()
         self.stopping = threading.Event()
         self.refusal: str | None = None     # why a server made this agent stop
-        self._wake = {name: threading.Event() for name in ("heartbeat", "resync", "stats", "device")}
-        self._threads: list[threading.Thread] = []
+        self._timers = self._make_timers(settings)
+        self._retries = _backoff(settings.report_interval)
         self._consumers: list[Any] = []
         self._locks: dict[str, threading.Lock] = collections.defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._stop_guard = threading.Lock()
         self._registered = self._stopped = self._device_seen = False
-        self.inventory: dict[str, Any] = {}
-        self._device_report: dict[str, Any] = {"loadbalancers": 0, "capacity_score": 0.0}
-        self._last_stats: dict[str, dict[str, Any]] = {}
+        self.inventory: wire.Inventory = {}
+        self._device_report = wire.Probe(loadbalancers=0, capacity_score=0.0)
+        self._last_stats: dict[str, wire.DeviceReport] = {}
         # What this agent reports statistics for: its bound load balancers and
         # those it converged for a dead peer.  Devices may be shared, so the
         # device's whole inventory is not ours to report.
@@ -107,16 +109,12 @@ class Agent:
             return
         # Several consumers on the one queue: load balancers converge in
         # parallel, while the per-load-balancer lock keeps each one serial.
-        self._consumers = [self.broker.serve([self.queue], {"converge": self.converge},
+        self._consumers = [self.broker.serve([self.queue], {wire.Converge.method: self.converge},
                                              name=f"agent-{self.settings.host}-{i}")
                            for i in range(max(1, self.settings.workers))]
-        s = self.settings
-        self._spawn("device", self._watch_device)
-        self._spawn("heartbeat", self._every, s.report_interval, self.heartbeat, self._wake["heartbeat"])
-        self._spawn("resync", self._every, s.resync_interval, self.resync, self._wake["resync"],
-                    s.report_interval)
-        self._spawn("stats", self._every, s.stats_interval, self.report_stats, self._wake["stats"])
-        LOG.info("agent %s serving %s (instance %s)", s.host, self.queue, self.instance_id)
+        for timer in self._timers.values():
+            timer.start()
+        LOG.info("agent %s serving %s (instance %s)", self.settings.host, self.queue, self.instance_id)
 
     def stop(self) -> None:
         """Stop serving and tell a server this instance is gone. Idempotent."""
@@ -125,16 +123,13 @@ class Agent:
                 return
             self._stopped = True
         self.stopping.set()
-        for event in self._wake.values():
-            event.set()
         self._stop_consumers()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
+        for timer in self._timers.values():
+            timer.stop()
         if self._registered and self.refusal is None:
             try:
-                self.broker.cast(self.controller, "agent_stopped", host=self.settings.host,
-                                 environment=self.settings.environment, instance_id=self.instance_id)
+                self._cast(wire.AgentStopped(host=self.settings.host, environment=self.settings.environment,
+                                             instance_id=self.instance_id))
             except Exception as exc:  # the row then frees itself after agent_down_time
                 LOG.warning("could not tell a server that agent %s stopped: %s", self.settings.host, exc)
         LOG.info("agent %s stopped", self.settings.host)
@@ -144,41 +139,26 @@ class Agent:
         for consumer in consumers:
             consumer.stop()
 
-    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
-        thread = threading.Thread(target=target, args=args, name=f"{name}-{self.settings.host}", daemon=True)
-        thread.start()
-        self._threads.append(thread)
-
-    def _every(self, interval: float, job: Callable[[], None], wake: threading.Event,
-               retry: float | None = None) -> None:
-        """Run ``job`` every ``interval`` s, or at once when ``wake`` is set, until stopping;
-        after a failure again in ``retry`` s.  Failures are logged once per state change."""
-        log = JobLog(job.__name__)
-        delay = interval
-        while not self.stopping.is_set():
-            wake.wait(delay)
-            wake.clear()
-            if self.stopping.is_set():
-                return
-            try:
-                job()
-            except Exception as exc:
-                log.failed(exc)
-                delay = retry or interval
-            else:
-                log.succeeded()
-                delay = interval
+    def _make_timers(self, s: AgentSettings) -> dict[str, Timer]:
+        """The periodic jobs, in start order; each ends when the agent stops.  The device
+        is looked at first and at once; a failed resync is tried again a report interval later."""
+        def timer(name: str, interval: float | Callable[[], float], job: Callable[[], None],
+                  **options: Any) -> Timer:
+            return Timer(f"{name}-{s.host}", interval, job, until=self.stopping, log=LOG, **options)
+        return {"device": timer("device", self._device_delay, self.check_device, run_at_start=True),
+                "heartbeat": timer("heartbeat", s.report_interval, self.heartbeat),
+                "resync": timer("resync", s.resync_interval, self.resync, retry=s.report_interval),
+                "stats": timer("stats", s.stats_interval, self.report_stats)}
 
     # --- registration and heartbeat ---------------------------------------------
 
     def _register(self) -> None:
         """The start report, as a call: a server answers whether this agent may serve its
         host.  Retries with backoff while no server answers (until ``stop``)."""
-        log = JobLog("registration")
+        log = JobLog("registration", LOG)
         for delay in _backoff(self.settings.report_interval):
             try:
-                answer = self.broker.call(self.controller, "report_state", timeout=self.settings.rpc_timeout,
-                                          **self._state(start_flag=True))
+                answer = self._call(self._state(start_flag=True))
             except (CallTimeout, RemoteError) as exc:
                 log.failed(exc)
                 if self.stopping.wait(delay):
@@ -193,40 +173,43 @@ class Agent:
     def heartbeat(self) -> None:
         """One state report, as a call: never touches the device.  Raises ``CallTimeout``
         or ``RemoteError``; a refusal (another instance owns the host) stops this agent."""
-        answer = self.broker.call(self.controller, "report_state", timeout=self.settings.rpc_timeout,
-                                  **self._state())
+        answer = self._call(self._state())
         if isinstance(answer, dict) and not answer.get("accepted", True):
             self.refusal = answer.get("reason") or "a server refused this agent's heartbeat"
             LOG.error("agent %s stops serving: %s", self.settings.host, self.refusal)
             self.stopping.set()
             self._stop_consumers()
 
-    def _state(self, start_flag: bool = False) -> dict[str, Any]:
+    def _state(self, start_flag: bool = False) -> wire.ReportState:
         """The report: what the agent last knew of its device, never a fresh look."""
         report = self._device_report
-        return {"host": self.settings.host, "environment": self.settings.environment,
-                "group": self.settings.group, "device_driver": self.driver.name,
-                "capacity_score": report["capacity_score"], "start_flag": start_flag,
-                "instance_id": self.instance_id, "exclusive": self.settings.exclusive,
-                "configurations": {**self.inventory, **self.health.report(),
-                                   "loadbalancers": report["loadbalancers"],
-                                   "report_interval": self.settings.report_interval}}
+        # health.report() holds the device_* keys; the probe's count is newer than the inventory's.
+        configurations = cast(wire.Configurations, {**self.inventory, **self.health.report(),
+                                                    "loadbalancers": report["loadbalancers"],
+                                                    "report_interval": self.settings.report_interval})
+        return wire.ReportState(host=self.settings.host, environment=self.settings.environment,
+                                group=self.settings.group, device_driver=self.driver.name,
+                                configurations=configurations, capacity_score=report["capacity_score"],
+                                start_flag=start_flag, instance_id=self.instance_id,
+                                exclusive=self.settings.exclusive)
+
+    def _call(self, message: wire.Message) -> Any:
+        """A call to a server; raises ``CallTimeout`` or ``RemoteError``."""
+        return self.broker.call(self.controller, message.method, timeout=self.settings.rpc_timeout,
+                                **message.args())
+
+    def _cast(self, message: wire.Message) -> None:
+        self.broker.cast(self.controller, message.method, **message.args())
 
     # --- the device -------------------------------------------------------------
 
-    def _watch_device(self) -> None:
-        """Look at the device every report interval; while it is down, retry sooner
-        (backoff from FIRST_RETRY up to the report interval)."""
-        delays = _backoff(self.settings.report_interval)
-        while not self.stopping.is_set():
-            self.check_device()
-            if self.health.up:
-                delays = _backoff(self.settings.report_interval)
-                delay = self.settings.report_interval
-            else:
-                delay = next(delays)
-            self._wake["device"].wait(delay)
-            self._wake["device"].clear()
+    def _device_delay(self) -> float:
+        """Seconds to the next look at the device: the report interval while it is up;
+        sooner while it is down (backoff from FIRST_RETRY up to the report interval)."""
+        if self.health.up:
+            self._retries = _backoff(self.settings.report_interval)
+            return self.settings.report_interval
+        return next(self._retries)
 
     def check_device(self) -> None:
         """One look: ``verify`` while the device is not known up (it may have been replaced
@@ -250,14 +233,14 @@ class Agent:
             LOG.info("device of agent %s %s", self.settings.host,
                      "answers again; converging what it missed" if self._device_seen else "is ready")
             self._device_seen = True
-            self._wake["resync"].set()
-            self._wake["heartbeat"].set()
+            self._timers["resync"].wake()
+            self._timers["heartbeat"].wake()
 
     def _device_down(self, reason: str) -> None:
         if self.health.failed(reason):
             LOG.warning("device of agent %s is down: %s; retrying with backoff, the heartbeat goes on",
                         self.settings.host, reason)
-            self._wake["heartbeat"].set()
+            self._timers["heartbeat"].wake()
         else:
             LOG.debug("device of agent %s still down: %s", self.settings.host, reason)
 
@@ -280,11 +263,10 @@ class Agent:
         # Fetch under the lock: two converges of one load balancer must not
         # apply an older desired state after a newer one.
         with self._lock(loadbalancer_id):
-            desired = self.broker.call(self.controller, "get_loadbalancer", loadbalancer_id=loadbalancer_id,
-                                       timeout=self.settings.rpc_timeout)
+            desired = self._call(wire.GetLoadBalancer(loadbalancer_id=loadbalancer_id))
             self._apply(desired)
 
-    def _apply(self, desired: dict[str, Any]) -> None:
+    def _apply(self, desired: wire.DesiredState) -> None:
         lb_id, revision = desired["id"], desired["revision"]
         try:
             self._device_ready()
@@ -299,8 +281,8 @@ class Agent:
             return
         self._device_up()
         if revision is not None:
-            status = None if desired["deleted"] else self._status(lb_id)
-            self._report(lb_id, revision, operating=to_operating(status) if status else None)
+            operating = None if desired["deleted"] else self._operating(lb_id)
+            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, operating=operating))
 
     def _failed(self, lb_id: str, revision: int | None, exc: DeviceError) -> None:
         """Record and report a failed converge or delete, with its kind."""
@@ -313,18 +295,16 @@ class Agent:
             reason, kind = f"device unavailable (converged again once it answers): {exc}", c.ERROR_KIND_DEVICE
         LOG.error("load balancer %s revision %s failed: %s", lb_id, revision, reason)
         if revision is not None:
-            self._report(lb_id, revision, error=reason, error_kind=kind)
+            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, error=reason, error_kind=kind))
 
-    def _status(self, lb_id: str) -> dict | None:
-        """The device's status document; None when it cannot say (the change itself worked)."""
+    def _operating(self, lb_id: str) -> wire.OperatingReport | None:
+        """The device's operating statuses; None when it cannot say (the change itself worked)."""
         try:
-            return self.driver.status(lb_id)
+            report = self.driver.report(lb_id)
         except DeviceError as exc:
             LOG.warning("no status for load balancer %s: %s", lb_id, exc)
             return None
-
-    def _report(self, lb_id: str, revision: int, **fields: Any) -> None:
-        self.broker.cast(self.controller, "update_status", loadbalancer_id=lb_id, revision=revision, **fields)
+        return None if report is None else report["operating"]
 
     # --- resync -----------------------------------------------------------------
 
@@ -334,8 +314,8 @@ class Agent:
         if not self.health.up:
             LOG.debug("resync of agent %s waits: device %s", self.settings.host, self.health.state)
             return
-        bound = self.broker.call(self.controller, "get_bound_loadbalancers", host=self.settings.host,
-                                 environment=self.settings.environment, timeout=self.settings.rpc_timeout)
+        bound: list[wire.Bound] = self._call(wire.GetBoundLoadBalancers(host=self.settings.host,
+                                                                        environment=self.settings.environment))
         held = self.driver.list_loadbalancers()
         self._owned = {entry["id"] for entry in bound} | (self._owned & set(held))
         for entry in bound:
@@ -356,8 +336,7 @@ class Agent:
         and are left alone."""
         if not candidates:
             return
-        existing = set(self.broker.call(self.controller, "filter_existing", loadbalancer_ids=sorted(candidates),
-                                        timeout=self.settings.rpc_timeout))
+        existing = set(self._call(wire.FilterExisting(loadbalancer_ids=sorted(candidates))))
         for lb_id in candidates - existing:
             LOG.info("removing orphan load balancer %s from the device", lb_id)
             with self._lock(lb_id):
@@ -371,20 +350,16 @@ class Agent:
             return
         held = set(self.driver.list_loadbalancers()) & self._owned
         for lb_id in held:
-            status = self.driver.status(lb_id)
-            if status is None:
+            report = self.driver.report(lb_id)
+            if report is None or self._last_stats.get(lb_id) == report:
                 continue
-            report = {"stats": status.get("stats", {}), "listener_stats": status.get("listener_stats", {}),
-                      "operating": to_operating(status)}
-            if self._last_stats.get(lb_id) == report:
-                continue
-            self.broker.cast(self.controller, "update_stats", loadbalancer_id=lb_id, **report)
+            self._cast(wire.UpdateStats(loadbalancer_id=lb_id, **report))
             self._last_stats[lb_id] = report
         for gone in set(self._last_stats) - set(held):
             del self._last_stats[gone]
 
 
-def needs_converge(entry: dict[str, Any], held_revision: int | None) -> bool:
+def needs_converge(entry: wire.Bound, held_revision: int | None) -> bool:
     """Whether resync converges a bound load balancer (``entry`` as
     ``get_bound_loadbalancers`` returns it) whose device holds ``held_revision``."""
     if entry.get("status") == c.ERROR:
@@ -399,14 +374,3 @@ def needs_converge(entry: dict[str, Any], held_revision: int | None) -> bool:
 def _backoff(largest: float) -> Iterator[float]:
     """FIRST_RETRY, doubling, at most ``largest`` (and never below FIRST_RETRY)."""
     return (min(FIRST_RETRY * 2 ** min(n, 20), max(largest, FIRST_RETRY)) for n in itertools.count())
-
-
-def to_operating(status: dict[str, Any]) -> dict[str, Any]:
-    """A device's status document -> ``{"loadbalancer": s, "listeners": {id: s}, ...}``."""
-    pools = status.get("pools", [])
-    return {
-        "loadbalancer": status.get("operating_status"),
-        "listeners": {x["id"]: x["operating_status"] for x in status.get("listeners", [])},
-        "pools": {p["id"]: p["operating_status"] for p in pools},
-        "members": {x["id"]: x["operating_status"] for p in pools for x in p.get("members", [])},
-    }

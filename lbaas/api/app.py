@@ -59,7 +59,7 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
                   openapi_url="/openapi.json")
     app.state.lbaas = state
     # The agents API judges liveness as the scheduler does.
-    app.state.scheduler = scheduler or Scheduler(state.config.controller.agent_down_time)
+    app.state.scheduler = scheduler or Scheduler(state.services.config.controller.agent_down_time)
     app.add_exception_handler(errors.APIError, errors.handle_api_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -67,7 +67,7 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
         app.add_exception_handler(db_error, _database_unavailable)
     app.add_exception_handler(limits.TooManyWrites, _too_many_writes)
     app.add_exception_handler(Exception, errors.handle_unexpected)
-    api = state.config.api
+    api = state.services.config.api
     app.state.write_limiter = limits.WriteLimiter(api.write_rate_limit, api.write_rate_burst)
     app.add_middleware(retry.RetryDeadlocks)
     # Added last, so outermost: no body is read or buffered before the guard.

@@ -28,7 +28,7 @@ BODY_MODELS: dict[str, type[BaseModel]] = {}
 FAULT = {"type": "object", "required": ["faultcode", "faultstring", "debuginfo"],
          "properties": {"faultcode": {"type": "string", "enum": ["Client", "Server"]},
                         "faultstring": {"type": "string"}, "debuginfo": {"type": "null"}}}
-PAGING = {
+PAGING: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 0},
     "marker": {"type": "string"},
     "page_reverse": {"type": "boolean"},
@@ -69,7 +69,7 @@ def list_query(model: Any) -> dict[str, Any]:
 
 
 def install(app: FastAPI) -> None:
-    app.openapi = lambda: document(app)  # type: ignore[method-assign]
+    app.openapi = lambda: document(app)  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 def document(app: FastAPI) -> dict[str, Any]:

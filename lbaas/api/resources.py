@@ -73,10 +73,11 @@ class Page:
 
 
 def list_page(session: Session, kind: Kind, ctx: Context, params: Mapping[str, list[str]],
-              url: str, max_limit: int, base: Select | None = None) -> Page:
-    """One page of ``kind`` as the caller may see it, filtered and sorted by ``params``."""
+              url: str, max_limit: int, scope: Mapping[str, str] | None = None) -> Page:
+    """One page of ``kind`` as the caller may see it, filtered and sorted by ``params``;
+    ``scope``: columns the listing is confined to (a pool's members: its pool_id)."""
     model = kind.model
-    query = base if base is not None else select(model)
+    query = select(model).where(*[getattr(model, key) == value for key, value in (scope or {}).items()])
     if not ctx.is_admin:
         query = query.where(model.project_id == ctx.project_id)
     query = _filter(query, model, params)
@@ -273,10 +274,10 @@ CONVERTERS: dict[Any, Callable[[str], Any]] = {
 def filter_types(model: Any) -> dict[str, type]:
     """Every filter ``list_page`` accepts for ``model``: API name -> value type."""
     names = {column: api for api, column in ALIASES.items()}
-    found = {}
+    found: dict[str, type] = {}
     for column in model.__table__.columns:
         kind = _python_type(column)
-        if column.name in NOT_FILTERABLE or kind not in CONVERTERS:
+        if column.name in NOT_FILTERABLE or kind is None or kind not in CONVERTERS:
             continue
         found[column.name] = kind
         if column.name in names:

@@ -32,8 +32,7 @@ def is_retryable(exc: BaseException) -> bool:
     orig = exc.orig
     if getattr(orig, "sqlstate", None) in PG_STATES:
         return True
-    args = getattr(orig, "args", ())
-    return bool(args) and args[0] in MYSQL_CODES
+    return bool(orig.args) and orig.args[0] in MYSQL_CODES
 
 
 class RetryDeadlocks:

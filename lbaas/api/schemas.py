@@ -33,16 +33,22 @@ HostName = Annotated[str, AfterValidator(validate.hostname)]
 Cidrs = Annotated[list[Annotated[str, AfterValidator(validate.cidr)]], Field(max_length=MAX_CIDRS)]
 Headers = Annotated[dict[str, str], Field(max_length=len(validate.INSERT_HEADERS))]
 Name = Annotated[str | None, Field(max_length=255)]
+# References to other services' objects (subnets, networks, flavors, zones, providers):
+# identifiers, never free text.
+Ident = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Tags = Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=64)]
 Timeout = Annotated[int | None, Field(ge=0, le=c.MAX_TIMEOUT)]
 Weight = Annotated[int, Field(ge=0, le=256)]
 Retries = Annotated[int, Field(ge=1, le=10)]
 
-ListenerProtocol = Literal[c.LISTENER_PROTOCOLS]  # type: ignore[valid-type]
-PoolProtocol = Literal[c.POOL_PROTOCOLS]  # type: ignore[valid-type]
-Algorithm = Literal[c.LB_ALGORITHMS]  # type: ignore[valid-type]
-MonitorType = Literal[c.HEALTH_MONITOR_TYPES]  # type: ignore[valid-type]
-HttpMethod = Literal[c.HTTP_METHODS]  # type: ignore[valid-type]
+# Literal[<tuple>] is Literal[<its values>] at run time (pydantic checks them), so the
+# constants stay the one list of values; mypy wants literal values written out, hence the
+# ignores (mypy sees these types as Any).
+ListenerProtocol = Literal[c.LISTENER_PROTOCOLS]  # type: ignore[valid-type]  # values from constants, see above
+PoolProtocol = Literal[c.POOL_PROTOCOLS]  # type: ignore[valid-type]  # values from constants, see above
+Algorithm = Literal[c.LB_ALGORITHMS]  # type: ignore[valid-type]  # values from constants, see above
+MonitorType = Literal[c.HEALTH_MONITOR_TYPES]  # type: ignore[valid-type]  # values from constants, see above
+HttpMethod = Literal[c.HTTP_METHODS]  # type: ignore[valid-type]  # values from constants, see above
 
 
 class Body(BaseModel):
@@ -61,7 +67,7 @@ class Owned(Body):
 
 
 class SessionPersistence(Body):
-    type: Literal[c.SESSION_PERSISTENCE_TYPES]  # type: ignore[valid-type]
+    type: Literal[c.SESSION_PERSISTENCE_TYPES]  # type: ignore[valid-type]  # see ListenerProtocol
     cookie_name: Annotated[str, AfterValidator(validate.cookie_name)] | None = None
     persistence_timeout: int | None = None
     persistence_granularity: str | None = None
@@ -76,8 +82,9 @@ class SessionPersistence(Body):
 
 
 class HealthMonitorFields(Body):
-    delay: int = Field(ge=0, le=c.MAX_TIMEOUT // 1000)
-    timeout: int = Field(ge=0, le=c.MAX_TIMEOUT // 1000)
+    # At least a second each: HAProxy has no zero check interval.
+    delay: int = Field(ge=1, le=c.MAX_TIMEOUT // 1000)
+    timeout: int = Field(ge=1, le=c.MAX_TIMEOUT // 1000)
     max_retries: Retries
     max_retries_down: Retries = 3
     http_method: HttpMethod | None = None
@@ -114,8 +121,8 @@ def _check_monitor(kind: str, delay: int, timeout: int, given: set[str], body: A
 class HealthMonitorUpdate(Body):
     name: Name = None
     admin_state_up: bool | None = None
-    delay: int | None = Field(default=None, ge=0, le=c.MAX_TIMEOUT // 1000)
-    timeout: int | None = Field(default=None, ge=0, le=c.MAX_TIMEOUT // 1000)
+    delay: int | None = Field(default=None, ge=1, le=c.MAX_TIMEOUT // 1000)
+    timeout: int | None = Field(default=None, ge=1, le=c.MAX_TIMEOUT // 1000)
     max_retries: Retries | None = None
     max_retries_down: Retries | None = None
     http_method: HttpMethod | None = None
@@ -131,7 +138,7 @@ class MemberFields(Owned):
     protocol_port: Port
     weight: Weight = 1
     backup: bool = False
-    subnet_id: str | None = Field(default=None, max_length=255)
+    subnet_id: Ident | None = None
     monitor_address: IP | None = None
     monitor_port: Port | None = None
 
@@ -176,7 +183,7 @@ class ListenerCreate(Owned):
     protocol: ListenerProtocol
     protocol_port: Port
     loadbalancer_id: str | None = None
-    connection_limit: int = Field(default=-1, ge=-1, le=1_000_000)
+    connection_limit: int = Field(default=-1, ge=-1, le=c.MAX_CONNECTION_LIMIT)
     default_pool_id: str | None = None
     timeout_client_data: Timeout = None
     timeout_member_connect: Timeout = None
@@ -201,7 +208,7 @@ class ListenerUpdate(Body):
     name: Name = None
     description: Name = None
     admin_state_up: bool | None = None
-    connection_limit: int | None = Field(default=None, ge=-1, le=1_000_000)
+    connection_limit: int | None = Field(default=None, ge=-1, le=c.MAX_CONNECTION_LIMIT)
     default_pool_id: str | None = None
     timeout_client_data: Timeout = None
     timeout_member_connect: Timeout = None
@@ -214,13 +221,13 @@ class ListenerUpdate(Body):
 
 class LoadBalancerCreate(Owned):
     vip_address: IP | None = None
-    vip_subnet_id: str | None = Field(default=None, max_length=255)
-    vip_network_id: str | None = Field(default=None, max_length=255)
-    vip_port_id: str | None = Field(default=None, max_length=255)
-    vip_qos_policy_id: str | None = None
-    provider: str | None = Field(default=None, max_length=64)
-    flavor_id: str | None = Field(default=None, max_length=255)
-    availability_zone: str | None = Field(default=None, max_length=255)
+    vip_subnet_id: Ident | None = None
+    vip_network_id: Ident | None = None
+    vip_port_id: Ident | None = None
+    vip_qos_policy_id: Ident | None = None
+    provider: Annotated[Ident, Field(max_length=64)] | None = None
+    flavor_id: Ident | None = None
+    availability_zone: Ident | None = None
     listeners: list[ListenerCreate] = []
     pools: list[PoolCreate] = []
 
@@ -235,7 +242,7 @@ class LoadBalancerUpdate(Body):
     name: Name = None
     description: Name = None
     admin_state_up: bool | None = None
-    vip_qos_policy_id: str | None = None
+    vip_qos_policy_id: Ident | None = None
     tags: Tags | None = None
 
 
@@ -317,7 +324,9 @@ def _check_tree(document: Any) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 if _UNSTORABLE.search(key):
-                    raise BadRequest("Invalid attribute name: NUL and lone surrogate characters are not allowed.")
+                    field = ".".join(where) or "the request body"
+                    raise BadRequest(f"Invalid attribute name in {field}: NUL and lone surrogate "
+                                     f"characters are not allowed.")
                 stack.append((item, (*where, key)))
         elif isinstance(value, list):
             stack.extend((item, (*where, str(i))) for i, item in enumerate(value))

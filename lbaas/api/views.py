@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas.db import models as m
+from lbaas.db.graph import Graph
 
 Related = dict[str, dict[str, Any]]
 
@@ -214,3 +215,55 @@ def render(session: Session, objs: Sequence[Any], view: Callable[[Any, dict], di
            related: Callable[[Session, list[str]], Related]) -> list[dict[str, Any]]:
     extra = related(session, [obj.id for obj in objs])
     return [view(obj, extra.get(obj.id, {})) for obj in objs]
+
+
+# --- graphs: the status tree, the fully populated create -----------------------
+
+def _statuses(obj: Any, **extra: Any) -> dict[str, Any]:
+    return {"id": obj.id, "name": obj.name, "provisioning_status": obj.provisioning_status,
+            "operating_status": obj.operating_status, **extra}
+
+
+def status_tree(lb: m.LoadBalancer, objects: Graph) -> dict[str, Any]:
+    """The statuses of a load balancer's graph; a pool shows under the listener whose default it is."""
+    pools = {p.id: p for p in objects.pools}
+
+    def pool_doc(pool: m.Pool) -> dict[str, Any]:
+        doc = _statuses(pool, members=[_statuses(x, address=x.address, protocol_port=x.protocol_port)
+                                       for x in objects.pool_members(pool.id)])
+        if pool.id in objects.monitors:
+            hm = objects.monitors[pool.id]
+            doc["health_monitor"] = _statuses(hm, type=hm.type)
+        return doc
+
+    used = {x.default_pool_id for x in objects.listeners}
+    return _statuses(lb, listeners=[
+        _statuses(x, pools=[pool_doc(pools[x.default_pool_id])] if x.default_pool_id in pools else [])
+        for x in objects.listeners
+    ], pools=[pool_doc(p) for p in objects.pools if p.id not in used])
+
+
+def created(lb: m.LoadBalancer, objects: Graph, full: bool) -> dict[str, Any]:
+    """A new load balancer's document; ``full`` (as Octavia, for a fully populated
+    create): with its whole graph.  Every row was made in this request, so its
+    relations are known: no query, the same documents a read answers (tags sorted)."""
+    def tags(row: Any) -> list[str]:
+        return sorted(dict.fromkeys(getattr(row, "_tags", None) or ()))
+
+    document = loadbalancer(lb, {"tags": tags(lb), "listeners": [x.id for x in objects.listeners],
+                                 "pools": [p.id for p in objects.pools]})
+    if not full:
+        return document
+    document["listeners"] = [listener(x, {"tags": tags(x)}) for x in objects.listeners]
+    pool_docs = []
+    for row in objects.pools:
+        members = objects.pool_members(row.id)
+        monitor = objects.monitors.get(row.id)
+        doc = pool(row, {"tags": tags(row), "members": [x.id for x in members],
+                         "listeners": [x.id for x in objects.listeners if x.default_pool_id == row.id],
+                         "healthmonitor_id": monitor.id if monitor else None})
+        doc["members"] = [member(x, {"tags": tags(x)}) for x in members]
+        doc["healthmonitor"] = healthmonitor(monitor, {"tags": tags(monitor)}) if monitor else None
+        pool_docs.append(doc)
+    document["pools"] = pool_docs
+    return document

@@ -24,7 +24,7 @@ _WORD = r"[a-z_][a-z0-9_-]{0,31}"
 _IP = r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9a-f:.]{2,45})"
 _ENDPOINT = rf"(?:ipv6@)?{_IP}:[0-9]{{1,5}}"
 _CIDR = rf"{_IP}/[0-9]{{1,3}}"
-_URL = r"/(?:[A-Za-z0-9\-._~!&()*+,;=:@/?]|%[0-9A-Fa-f]{2}){0,1023}"
+_URL = r"/[A-Za-z0-9\-._~!&()*+,;=:@/?]{0,1023}"
 _HOST = r"[A-Za-z0-9.-]{1,253}"
 _COOKIE = r"[A-Za-z0-9_.-]{1,64}"
 _METHOD = r"(?:GET|HEAD|POST|PUT|DELETE|TRACE|OPTIONS|PATCH|CONNECT)"
@@ -59,7 +59,7 @@ _FRONTEND = (
     rf"tcp-request inspect-delay {_MS}",
     r"disabled",
     rf"default_backend pool_{_ID}",
-    rf"acl allowed_cidr src {_CIDR}(?: {_CIDR})*",
+    rf"acl allowed_cidr src {_CIDR}(?: {_CIDR}){{0,31}}",
     r"tcp-request connection reject if !allowed_cidr",
     r"option forwardfor",
     r"http-request set-header X-Forwarded-Port %\[dst_port\]",
@@ -84,7 +84,7 @@ _BACKEND = (
     (rf"server member_{_ID} {_ENDPOINT} weight {_INT}(?: backup)?(?: disabled)?"
      rf"(?: cookie member_{_ID})?(?: send-proxy(?:-v2)?)?"
      rf"(?: check inter {_INT}s fall {_INT} rise {_INT}(?: check-ssl verify none)?"
-     rf"(?: check-send-proxy)?(?: addr {_IP})?(?: port {_INT})?)?"),
+     rf"(?: check-send-proxy)?(?: addr (?:{_IP}|\[{_IP}\]))?(?: port {_INT})?)?"),
 )
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.appliance import process, render
 from lbaas.appliance.errors import Conflict, DeviceFault, HAProxyFailure
 from lbaas.appliance.process import HAProxyInstance, Paths
@@ -38,7 +39,7 @@ CHROOT_DIR = ".chroot"
 
 @dataclass
 class _Entry:
-    desired: dict
+    desired: wire.LoadBalancer
     instance: HAProxyInstance
 
 
@@ -86,19 +87,19 @@ class Manager:
 
     # --- queries -----------------------------------------------------------------------
 
-    def list(self) -> list[dict]:
+    def list(self) -> list[wire.Held]:
         """``[{"id", "revision"}]`` of every load balancer held."""
         with self._registry:
-            return [{"id": k, "revision": e.desired["revision"]}
+            return [wire.Held(id=k, revision=e.desired["revision"])
                     for k, e in sorted(self._entries.items())]
 
-    def get(self, lb_id: str) -> dict | None:
+    def get(self, lb_id: str) -> wire.LoadBalancer | None:
         """The desired state last accepted for ``lb_id``, None if unknown."""
         with self._registry:
             entry = self._entries.get(lb_id)
         return entry.desired if entry else None
 
-    def status(self, lb_id: str) -> dict | None:
+    def status(self, lb_id: str) -> wire.StatusDocument | None:
         """The status document of ``lb_id`` (see ``status.py``), None if unknown."""
         with self._registry:
             entry = self._entries.get(lb_id)
@@ -118,7 +119,7 @@ class Manager:
 
     # --- changes -------------------------------------------------------------------------
 
-    def apply(self, desired: dict) -> dict:
+    def apply(self, desired: wire.LoadBalancer) -> wire.Applied:
         """Make the device hold exactly ``desired`` (validated); idempotent.
 
         Returns ``{"id", "revision", "applied"}``. Raises ``DeviceFault`` subclasses; on
@@ -138,7 +139,7 @@ class Manager:
             with self._registry:
                 self._entries[lb_id] = _Entry(desired, self._instance(lb_id))
         LOG.info("load balancer %s revision %s: %s", lb_id, desired["revision"], applied)
-        return {"id": lb_id, "revision": desired["revision"], "applied": applied}
+        return wire.Applied(id=lb_id, revision=desired["revision"], applied=applied)
 
     def delete(self, lb_id: str) -> None:
         """Stop the HAProxy of ``lb_id`` and remove its folder; unknown ids are fine."""
@@ -183,7 +184,7 @@ class Manager:
     # --- internals ---------------------------------------------------------------------
 
     def _converge(self, instance: HAProxyInstance, previous: _Entry | None,
-                  desired: dict) -> str:
+                  desired: wire.LoadBalancer) -> str:
         paths = instance.paths
         paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
@@ -207,7 +208,7 @@ class Manager:
         _save_desired(paths, desired)
         return applied
 
-    def _start(self, instance: HAProxyInstance, previous: _Entry | None, desired: dict,
+    def _start(self, instance: HAProxyInstance, previous: _Entry | None, desired: wire.LoadBalancer,
                text: str) -> str:
         instance.check(text)
         instance.stop()  # leftovers of a half-dead HAProxy would hold the ports
@@ -222,7 +223,7 @@ class Manager:
         _save_desired(instance.paths, desired)
         return c.APPLIED_STARTED
 
-    def _runtime(self, instance: HAProxyInstance, old: dict, new: dict, text: str,
+    def _runtime(self, instance: HAProxyInstance, old: wire.LoadBalancer, new: wire.LoadBalancer, text: str,
                  current: str | None) -> bool:
         """Apply a weight/admin-state-only change through the stats socket; False when the
         change needs a reload (or a runtime command failed, which a reload then repairs)."""
@@ -295,7 +296,7 @@ class Manager:
         instance.stop()
         shutil.rmtree(instance.paths.root, ignore_errors=True)
 
-    def _render(self, instance: HAProxyInstance, desired: dict) -> str:
+    def _render(self, instance: HAProxyInstance, desired: wire.LoadBalancer) -> str:
         paths = instance.paths
         return render.render(desired, str(paths.stats_socket), str(paths.server_state),
                              transparent=self.transparent, confinement=self.confinement)
@@ -307,7 +308,7 @@ class Manager:
         with self._registry:
             return self._locks.setdefault(lb_id, threading.Lock())
 
-    def _claim(self, lb_id: str, desired: dict) -> None:
+    def _claim(self, lb_id: str, desired: wire.LoadBalancer) -> None:
         """Reserve the listener endpoints of ``desired``; caller holds ``_registry``."""
         wanted = _endpoints(desired)
         for other, endpoints in self._claims.items():
@@ -328,11 +329,11 @@ class Manager:
             self._claims[lb_id] = _endpoints(previous.desired)
 
 
-def _endpoints(desired: dict) -> set[Endpoint]:
+def _endpoints(desired: wire.LoadBalancer) -> set[Endpoint]:
     return {(desired["vip_address"], ln["protocol_port"]) for ln in desired["listeners"]}
 
 
-def _check_endpoints_free(desired: dict) -> None:
+def _check_endpoints_free(desired: wire.LoadBalancer) -> None:
     """Raise ``Conflict`` when a process other than this load balancer's HAProxy listens on
     one of its endpoints: HAProxy binds with SO_REUSEPORT and would otherwise silently share
     the port (and its traffic) with that process."""
@@ -350,7 +351,7 @@ def _overlap(a: Endpoint, b: Endpoint) -> bool:
         or ipaddress.ip_address(b[0]).is_unspecified
 
 
-def _save_desired(paths: Paths, desired: dict) -> None:
+def _save_desired(paths: Paths, desired: wire.LoadBalancer) -> None:
     tmp = paths.desired.with_name("desired.json.tmp")
     tmp.write_text(json.dumps(desired, indent=1, sort_keys=True))
     tmp.replace(paths.desired)

@@ -7,7 +7,8 @@ the same name, which the server state file and runtime commands rely on.
 
 import copy
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from pathlib import Path
 
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import jinja2
 
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.appliance import grammar
 from lbaas.appliance.schema import pool_mode
 
@@ -28,6 +30,8 @@ _ENV = jinja2.Environment(
 )
 TEMPLATE_NAME = "haproxy.cfg.j2"
 
+# HAProxy reads at most 64 words a line: allowed_cidrs go in several ``acl`` lines of one name.
+CIDRS_PER_LINE = 32
 _BALANCE = {"ROUND_ROBIN": "roundrobin", "LEAST_CONNECTIONS": "leastconn",
             "SOURCE_IP": "source"}
 _SEND_PROXY = {c.PROTOCOL_PROXY: "send-proxy", c.PROTOCOL_PROXYV2: "send-proxy-v2"}
@@ -58,7 +62,7 @@ class Confinement:
     chroot: str
 
 
-def render(desired: dict, stats_socket: str, server_state_file: str,
+def render(desired: wire.LoadBalancer, stats_socket: str, server_state_file: str,
            transparent: bool = False, confinement: Confinement | None = None) -> str:
     """The haproxy.cfg text for ``desired`` (validated by ``schema.validate``).
 
@@ -77,7 +81,7 @@ def render(desired: dict, stats_socket: str, server_state_file: str,
     return text
 
 
-def with_runtime_values(new: dict, old: dict) -> dict:
+def with_runtime_values(new: wire.LoadBalancer, old: wire.LoadBalancer) -> wire.LoadBalancer:
     """``new`` with every member's weight and admin state taken from ``old`` where it exists.
 
     If this renders to the running configuration, ``new`` differs from it only in what the
@@ -92,7 +96,7 @@ def with_runtime_values(new: dict, old: dict) -> dict:
     return probe
 
 
-def runtime_commands(old: dict, new: dict) -> list[str]:
+def runtime_commands(old: wire.LoadBalancer, new: wire.LoadBalancer) -> list[str]:
     """Stats-socket commands that move the members of ``old`` to the weights and admin
     states of ``new`` (only members present in both are considered)."""
     old_members = dict(_members(old))
@@ -143,7 +147,7 @@ def _digit_class(prefix: str, units: list[str]) -> str:
 
 # --- context -----------------------------------------------------------------------------
 
-def _context(desired: dict, stats_socket: str, server_state_file: str) -> dict:
+def _context(desired: wire.LoadBalancer, stats_socket: str, server_state_file: str) -> dict[str, Any]:
     listeners = desired["listeners"]
     data_timeouts = [ln[k] for ln in listeners
                      for k in ("timeout_client_data", "timeout_member_data")]
@@ -156,6 +160,7 @@ def _context(desired: dict, stats_socket: str, server_state_file: str) -> dict:
         "default_timeout_client_ms": c.DEFAULT_TIMEOUT_CLIENT_DATA,
         "default_timeout_server_ms": c.DEFAULT_TIMEOUT_MEMBER_DATA,
         "stick_table_size": c.DEVICE_STICK_TABLE_SIZE,
+        "cidrs_per_line": CIDRS_PER_LINE,
         "persistence_timeout_ms": c.DEVICE_PERSISTENCE_TIMEOUT_MS,
         "http_cookie_name": c.DEVICE_HTTP_COOKIE_NAME,
         "frontends": [_frontend(desired, ln) for ln in listeners],
@@ -163,7 +168,7 @@ def _context(desired: dict, stats_socket: str, server_state_file: str) -> dict:
     }
 
 
-def _frontend(desired: dict, listener: dict) -> dict:
+def _frontend(desired: wire.LoadBalancer, listener: wire.Listener) -> dict[str, Any]:
     pool_id = listener["default_pool_id"]
     headers = listener["insert_headers"]
     return {
@@ -183,13 +188,12 @@ def _frontend(desired: dict, listener: dict) -> dict:
     }
 
 
-def _backend(desired: dict, pool: dict) -> dict:
+def _backend(desired: wire.LoadBalancer, pool: wire.Pool) -> dict[str, Any]:
     listener = next((ln for ln in desired["listeners"]
                      if ln["default_pool_id"] == pool["id"]), None)
-    persistence = pool["session_persistence"] or {}
+    persistence: Mapping[str, object] = pool["session_persistence"] or {}
     hm = pool["healthmonitor"]
-    monitor = dict(hm, expect_regex=expect_regex(hm["expected_codes"])) \
-        if hm and hm["admin_state_up"] else None
+    monitor = _monitor(hm) if hm and hm["admin_state_up"] else None
     return {
         "name": backend_name(pool["id"]),
         "mode": pool_mode(desired, pool),
@@ -206,14 +210,20 @@ def _backend(desired: dict, pool: dict) -> dict:
     }
 
 
-def _server(member: dict) -> dict:
+def _monitor(hm: wire.HealthMonitor) -> dict[str, Any]:
+    codes = hm["expected_codes"]
+    assert codes is not None  # schema.validate fills in the default
+    return dict(hm, expect_regex=expect_regex(codes), single_code=min(_expand_codes(codes)))
+
+
+def _server(member: wire.Member) -> dict[str, Any]:
     return {
         "name": server_name(member["id"]),
         "address": _endpoint(member["address"], member["protocol_port"]),
         "weight": member["weight"],
         "backup": member["backup"],
         "disabled": not member["admin_state_up"],
-        "monitor_address": member["monitor_address"],
+        "monitor_address": _bare_address(member["monitor_address"]),
         "monitor_port": member["monitor_port"],
     }
 
@@ -226,10 +236,17 @@ def _endpoint(address: str, port: int) -> str:
     return f"{address}:{port}"
 
 
-def _members(desired: dict) -> Iterable[tuple[tuple[str, str], dict]]:
+def _members(desired: wire.LoadBalancer) -> Iterable[tuple[tuple[str, str], wire.Member]]:
     for pool in desired["pools"]:
         for member in pool["members"]:
             yield (pool["id"], member["id"]), member
+
+
+def _bare_address(address: str | None) -> str | None:
+    # A check address has no port: HAProxy wants IPv6 in brackets there.
+    if address is None or ":" not in address:
+        return address
+    return f"[{address}]"
 
 
 def _expand_codes(expected_codes: str) -> set[int]:

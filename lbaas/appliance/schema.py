@@ -1,7 +1,7 @@
 """Validation of the desired state of one load balancer, as the agent sends it.
 
-``validate(document)`` returns a normalised copy (unknown keys dropped, optional keys filled
-with their defaults) or raises ``InvalidRequest`` naming the first problem. Everything that
+``validate(document)`` returns a normalised copy, a ``wire.LoadBalancer`` (unknown keys dropped,
+optional keys filled with their defaults), or raises ``InvalidRequest`` naming the first problem. Everything that
 ends up in haproxy.cfg is checked here against a strict pattern, because the template
 interpolates it verbatim: an id, a path or a cookie name must never be able to start a new
 configuration line or keyword.
@@ -16,10 +16,11 @@ default.
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from lbaas import constants as c
 from lbaas import validate as closed
+from lbaas import wire
 from lbaas.appliance.errors import InvalidRequest
 
 # Ids become directory, backend and server names; uuids fit easily. Matched whole and
@@ -30,31 +31,31 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 HTTP_VERSIONS = ("1.0", "1.1")
 
 _MISSING = object()
+T = TypeVar("T")
 
 
-def validate(document: Any) -> dict:
+def validate(document: Any) -> wire.LoadBalancer:
     """Check ``document`` against the desired-state schema; return the normalised copy.
 
     Raises ``InvalidRequest`` with a message naming the offending field.
     """
     lb = _object(document, "body")
-    out = {
-        "id": _id(lb, "id", "loadbalancer"),
-        "project_id": _str(lb, "project_id", "loadbalancer", default=""),
-        "revision": _int(lb, "revision", "loadbalancer", low=0),
-        "name": _str(lb, "name", "loadbalancer", default=""),
-        "admin_state_up": _bool(lb, "admin_state_up", "loadbalancer", default=True),
-        "vip_address": _ip(lb, "vip_address", "loadbalancer"),
-    }
-    out["listeners"] = [_listener(item, f"listeners[{i}]")
-                        for i, item in enumerate(_list(lb, "listeners", "loadbalancer"))]
-    out["pools"] = [_pool(item, f"pools[{i}]")
-                    for i, item in enumerate(_list(lb, "pools", "loadbalancer"))]
+    out = wire.LoadBalancer(
+        id=_id(lb, "id", "loadbalancer"),
+        project_id=_str(lb, "project_id", "loadbalancer", default=""),
+        revision=_int(lb, "revision", "loadbalancer", low=0),
+        name=_str(lb, "name", "loadbalancer", default=""),
+        admin_state_up=_bool(lb, "admin_state_up", "loadbalancer", default=True),
+        vip_address=_ip(lb, "vip_address", "loadbalancer"),
+        listeners=[_listener(item, f"listeners[{i}]")
+                   for i, item in enumerate(_list(lb, "listeners", "loadbalancer"))],
+        pools=[_pool(item, f"pools[{i}]") for i, item in enumerate(_list(lb, "pools", "loadbalancer"))],
+    )
     _check_references(out)
     return out
 
 
-def pool_mode(desired: dict, pool: dict) -> str:
+def pool_mode(desired: wire.LoadBalancer, pool: wire.Pool) -> str:
     """The HAProxy ``mode`` (``http`` or ``tcp``) the backend of ``pool`` runs in.
 
     HTTP pools speak HTTP; PROXY pools follow the listener that uses them (a PROXY header can
@@ -71,28 +72,26 @@ def pool_mode(desired: dict, pool: dict) -> str:
 
 # --- objects ---------------------------------------------------------------------------
 
-def _listener(item: Any, where: str) -> dict:
+def _listener(item: Any, where: str) -> wire.Listener:
     obj = _object(item, where)
-    listener = {
-        "id": _id(obj, "id", where),
-        "name": _str(obj, "name", where, default=""),
-        "protocol": _choice(obj, "protocol", where, c.DEVICE_LISTENER_PROTOCOLS,
-                            c.LISTENER_PROTOCOLS),
-        "protocol_port": _int(obj, "protocol_port", where, low=1, high=65535),
-        "connection_limit": _int(obj, "connection_limit", where, low=-1, default=-1),
-        "admin_state_up": _bool(obj, "admin_state_up", where, default=True),
-        "timeout_client_data": _timeout(obj, "timeout_client_data", where,
-                                        c.DEFAULT_TIMEOUT_CLIENT_DATA),
-        "timeout_member_connect": _timeout(obj, "timeout_member_connect", where,
-                                           c.DEFAULT_TIMEOUT_MEMBER_CONNECT),
-        "timeout_member_data": _timeout(obj, "timeout_member_data", where,
-                                        c.DEFAULT_TIMEOUT_MEMBER_DATA),
-        "timeout_tcp_inspect": _timeout(obj, "timeout_tcp_inspect", where,
-                                        c.DEFAULT_TIMEOUT_TCP_INSPECT),
-        "default_pool_id": _id(obj, "default_pool_id", where, default=None),
-        "allowed_cidrs": [_cidr(cidr, f"{where}.allowed_cidrs[{i}]") for i, cidr in
-                          enumerate(_list(obj, "allowed_cidrs", where, default=[]))],
-    }
+    listener = wire.Listener(
+        id=_id(obj, "id", where),
+        name=_str(obj, "name", where, default=""),
+        protocol=_choice(obj, "protocol", where, c.DEVICE_LISTENER_PROTOCOLS, c.LISTENER_PROTOCOLS),
+        protocol_port=_int(obj, "protocol_port", where, low=1, high=65535),
+        connection_limit=_int(obj, "connection_limit", where, low=-1,
+                              high=c.MAX_CONNECTION_LIMIT, default=-1),
+        admin_state_up=_bool(obj, "admin_state_up", where, default=True),
+        timeout_client_data=_timeout(obj, "timeout_client_data", where, c.DEFAULT_TIMEOUT_CLIENT_DATA),
+        timeout_member_connect=_timeout(obj, "timeout_member_connect", where,
+                                        c.DEFAULT_TIMEOUT_MEMBER_CONNECT),
+        timeout_member_data=_timeout(obj, "timeout_member_data", where, c.DEFAULT_TIMEOUT_MEMBER_DATA),
+        timeout_tcp_inspect=_timeout(obj, "timeout_tcp_inspect", where, c.DEFAULT_TIMEOUT_TCP_INSPECT),
+        default_pool_id=_id(obj, "default_pool_id", where, default=None),
+        allowed_cidrs=[_cidr(cidr, f"{where}.allowed_cidrs[{i}]") for i, cidr in
+                       enumerate(_list(obj, "allowed_cidrs", where, default=[]))],
+        insert_headers={},  # checked last: which headers are allowed depends on the protocol
+    )
     listener["insert_headers"] = _headers(obj, where, listener["protocol"])
     return listener
 
@@ -116,40 +115,39 @@ def _headers(obj: dict, where: str, protocol: str) -> dict[str, str]:
         raise InvalidRequest(f"{where}.insert_headers: {exc}") from None
 
 
-def _pool(item: Any, where: str) -> dict:
+def _pool(item: Any, where: str) -> wire.Pool:
     obj = _object(item, where)
-    pool = {
-        "id": _id(obj, "id", where),
-        "name": _str(obj, "name", where, default=""),
-        "protocol": _choice(obj, "protocol", where, c.DEVICE_POOL_PROTOCOLS, c.POOL_PROTOCOLS),
-        "lb_algorithm": _choice(obj, "lb_algorithm", where, c.DEVICE_LB_ALGORITHMS,
-                                c.LB_ALGORITHMS),
-        "admin_state_up": _bool(obj, "admin_state_up", where, default=True),
-        "session_persistence": _nullable(obj, "session_persistence", where, _persistence),
-        "members": [_member(m, f"{where}.members[{i}]")
-                    for i, m in enumerate(_list(obj, "members", where, default=[]))],
-        "healthmonitor": _nullable(obj, "healthmonitor", where, _healthmonitor),
-    }
+    pool = wire.Pool(
+        id=_id(obj, "id", where),
+        name=_str(obj, "name", where, default=""),
+        protocol=_choice(obj, "protocol", where, c.DEVICE_POOL_PROTOCOLS, c.POOL_PROTOCOLS),
+        lb_algorithm=_choice(obj, "lb_algorithm", where, c.DEVICE_LB_ALGORITHMS, c.LB_ALGORITHMS),
+        admin_state_up=_bool(obj, "admin_state_up", where, default=True),
+        session_persistence=_nullable(obj, "session_persistence", where, _persistence),
+        members=[_member(m, f"{where}.members[{i}]")
+                 for i, m in enumerate(_list(obj, "members", where, default=[]))],
+        healthmonitor=_nullable(obj, "healthmonitor", where, _healthmonitor),
+    )
     _unique([m["id"] for m in pool["members"]], f"{where}.members id")
     return pool
 
 
-def _member(item: Any, where: str) -> dict:
+def _member(item: Any, where: str) -> wire.Member:
     obj = _object(item, where)
-    return {
-        "id": _id(obj, "id", where),
-        "name": _str(obj, "name", where, default=""),
-        "address": _ip(obj, "address", where),
-        "protocol_port": _int(obj, "protocol_port", where, low=1, high=65535),
-        "weight": _int(obj, "weight", where, low=0, high=256, default=1),
-        "backup": _bool(obj, "backup", where, default=False),
-        "admin_state_up": _bool(obj, "admin_state_up", where, default=True),
-        "monitor_address": _ip(obj, "monitor_address", where, default=None),
-        "monitor_port": _int(obj, "monitor_port", where, low=1, high=65535, default=None),
-    }
+    return wire.Member(
+        id=_id(obj, "id", where),
+        name=_str(obj, "name", where, default=""),
+        address=_ip(obj, "address", where),
+        protocol_port=_int(obj, "protocol_port", where, low=1, high=65535),
+        weight=_int(obj, "weight", where, low=0, high=256, default=1),
+        backup=_bool(obj, "backup", where, default=False),
+        admin_state_up=_bool(obj, "admin_state_up", where, default=True),
+        monitor_address=_ip(obj, "monitor_address", where, default=None),
+        monitor_port=_int(obj, "monitor_port", where, low=1, high=65535, default=None),
+    )
 
 
-def _persistence(item: Any, where: str) -> dict:
+def _persistence(item: Any, where: str) -> wire.SessionPersistence:
     obj = _object(item, where)
     kind = _choice(obj, "type", where, c.DEVICE_SESSION_PERSISTENCE_TYPES,
                    c.SESSION_PERSISTENCE_TYPES)
@@ -158,29 +156,25 @@ def _persistence(item: Any, where: str) -> dict:
         raise InvalidRequest(f"{where}.cookie_name is required for APP_COOKIE")
     if kind != "APP_COOKIE":
         cookie = None  # only APP_COOKIE names the cookie; ignore it elsewhere as Octavia does
-    return {"type": kind, "cookie_name": cookie}
+    return wire.SessionPersistence(type=kind, cookie_name=cookie)
 
 
-def _healthmonitor(item: Any, where: str) -> dict:
+def _healthmonitor(item: Any, where: str) -> wire.HealthMonitor:
     obj = _object(item, where)
-    hm = {
-        "id": _id(obj, "id", where, default=None),
-        "type": _choice(obj, "type", where, c.DEVICE_HEALTH_MONITOR_TYPES,
-                        c.HEALTH_MONITOR_TYPES),
-        "delay": _int(obj, "delay", where, low=1, high=86400),
-        "timeout": _int(obj, "timeout", where, low=1, high=86400),
-        "max_retries": _int(obj, "max_retries", where, low=1, high=10),
-        "max_retries_down": _int(obj, "max_retries_down", where, low=1, high=10, default=3),
-        "http_method": _choice(obj, "http_method", where, c.HTTP_METHODS, c.HTTP_METHODS,
-                               default="GET"),
-        "url_path": _closed(obj, "url_path", where, closed.url_path, default="/"),
-        "expected_codes": _closed(obj, "expected_codes", where, closed.expected_codes,
-                                  default="200"),
-        "http_version": _choice(obj, "http_version", where, HTTP_VERSIONS, HTTP_VERSIONS,
-                                default=None),
-        "domain_name": _closed(obj, "domain_name", where, closed.hostname, default=None),
-        "admin_state_up": _bool(obj, "admin_state_up", where, default=True),
-    }
+    hm = wire.HealthMonitor(
+        id=_id(obj, "id", where, default=None),
+        type=_choice(obj, "type", where, c.DEVICE_HEALTH_MONITOR_TYPES, c.HEALTH_MONITOR_TYPES),
+        delay=_int(obj, "delay", where, low=1, high=86400),
+        timeout=_int(obj, "timeout", where, low=1, high=86400),
+        max_retries=_int(obj, "max_retries", where, low=1, high=10),
+        max_retries_down=_int(obj, "max_retries_down", where, low=1, high=10, default=3),
+        http_method=_choice(obj, "http_method", where, c.HTTP_METHODS, c.HTTP_METHODS, default="GET"),
+        url_path=_closed(obj, "url_path", where, closed.url_path, default="/"),
+        expected_codes=_closed(obj, "expected_codes", where, closed.expected_codes, default="200"),
+        http_version=_choice(obj, "http_version", where, HTTP_VERSIONS, HTTP_VERSIONS, default=None),
+        domain_name=_closed(obj, "domain_name", where, closed.hostname, default=None),
+        admin_state_up=_bool(obj, "admin_state_up", where, default=True),
+    )
     if hm["timeout"] > hm["delay"]:
         raise InvalidRequest(f"{where}.timeout must not exceed {where}.delay")
     if hm["domain_name"] and hm["http_version"] != "1.1":
@@ -190,7 +184,7 @@ def _healthmonitor(item: Any, where: str) -> dict:
 
 # --- cross-object rules ---------------------------------------------------------------
 
-def _check_references(lb: dict) -> None:
+def _check_references(lb: wire.LoadBalancer) -> None:
     """Ids unique, ports unique, default pools exist, belong to one listener, fit its protocol."""
     _unique([ln["id"] for ln in lb["listeners"]], "listeners id")
     _unique([p["id"] for p in lb["pools"]], "pools id")
@@ -247,7 +241,7 @@ def _get(obj: dict, key: str, where: str, default: Any) -> Any:
     return value
 
 
-def _nullable(obj: dict, key: str, where: str, parse: Callable[[Any, str], dict]) -> dict | None:
+def _nullable(obj: dict, key: str, where: str, parse: Callable[[Any, str], T]) -> T | None:
     value = obj.get(key)
     return None if value is None else parse(value, f"{where}.{key}")
 
@@ -318,7 +312,7 @@ def _closed(obj: dict, key: str, where: str, rule: Callable[[str], str],
 
 
 def _choice(obj: dict, key: str, where: str, supported: tuple, known: tuple,
-            default: Any = _MISSING) -> str:
+            default: Any = _MISSING) -> Any:
     value = _str(obj, key, where, default)
     if value is None and default is None:
         return None

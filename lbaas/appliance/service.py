@@ -1,7 +1,8 @@
 """The device management API: JSON over HTTP(S), one shared token.
 
 ``create_app(config)`` builds the FastAPI application (tests use it directly);
-``run(config)`` serves it with uvicorn. HAProxy processes are never stopped on shutdown:
+``server(config)`` is the part that serves it (``lbaas.runtime.HttpServer``), and
+``start_in_thread`` serves one inside another process. HAProxy processes are never stopped on shutdown:
 the data plane must keep forwarding while the management process is down.
 
 Errors are answered as ``{"faultcode": "Client"|"Server", "faultstring": ..., "debuginfo":
@@ -13,14 +14,12 @@ import contextlib
 import hmac
 import logging
 import secrets
-import socket
-import threading
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,14 +29,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import lbaas
 from lbaas import config as cfg
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.api.schemas import decode
 from lbaas.errors import BadRequest
 from lbaas.appliance.errors import DeviceFault, InvalidRequest
 from lbaas.appliance.process import haproxy_version
 from lbaas.appliance.manager import Manager
 from lbaas.appliance.schema import validate
+from lbaas.runtime import HttpServer, Timer, free_port
 
 LOG = logging.getLogger(__name__)
+D = TypeVar("D")
 
 
 @dataclass
@@ -78,36 +80,27 @@ class DeviceConfig:
             raise cfg.ConfigError("[device] tls_cert and tls_key go together (HTTPS needs both)")
 
 
-def run(config: DeviceConfig) -> None:
-    """Serve the device API until interrupted (the HAProxy processes keep running)."""
-    uvicorn.run(create_app(config), host=config.bind_host, port=config.bind_port,
-                ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key)
+def server(config: DeviceConfig, timeout: float | None = None, **options: object) -> HttpServer:
+    """The part that serves the device API (HAProxy processes outlive its stop)."""
+    return HttpServer("device service", create_app(config), config.bind_host, config.bind_port, timeout,
+                      ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **options)
+
+
+def embedded(state_dir: str, host: str = "127.0.0.1", port: int = 0) -> tuple[HttpServer, dict[str, str]]:
+    """A device over ``state_dir`` to serve inside another process (the all-in-one), with
+    a fresh random token: the part (its ``start`` raises ``RuntimeError`` when the service
+    does not come up within 30 s) and the ``HAProxyDriver`` options reaching it."""
+    config = DeviceConfig(token=secrets.token_urlsafe(24), bind_host=host, bind_port=port or free_port(host),
+                          state_dir=state_dir)
+    return (server(config, timeout=30, log_level="warning"),
+            {"devices": f"http://{host}:{config.bind_port}", "device_token": config.token})
 
 
 def start_in_thread(state_dir: str, host: str = "127.0.0.1", port: int = 0) -> dict[str, str]:
-    """Serve a device over ``state_dir`` from a daemon thread of this process (the
-    all-in-one), with a fresh random token; return the ``HAProxyDriver`` options reaching it.
-
-    Raises ``RuntimeError`` when the service does not come up within 30 s.
-    """
-    token = secrets.token_urlsafe(24)
-    port = port or _free_port(host)
-    config = DeviceConfig(token=token, bind_host=host, bind_port=port, state_dir=state_dir)
-    server = uvicorn.Server(uvicorn.Config(create_app(config), host=host, port=port,
-                                           log_level="warning"))
-    threading.Thread(target=server.run, name="device-service", daemon=True).start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the device service on {host}:{port} did not start")
-        time.sleep(0.05)
-    return {"devices": f"http://{host}:{port}", "device_token": token}
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """Serve a device as ``embedded`` does, started now; return the driver options."""
+    part, options = embedded(state_dir, host, port)
+    part.start()
+    return options
 
 
 def create_app(config: DeviceConfig) -> FastAPI:
@@ -141,31 +134,19 @@ def capabilities() -> dict:
     }
 
 
-def _lifespan(manager: Manager, interval: float):
+def _lifespan(manager: Manager, interval: float) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(manager.recover)
-        stop = threading.Event()
-        thread = None
+        # The watchdog must outlive any single failure: the timer logs it and goes on.
+        watchdog = Timer("device-watchdog", interval, manager.watchdog, log=LOG)
         if interval > 0:
-            thread = threading.Thread(target=_watchdog_loop, args=(manager, interval, stop),
-                                      name="device-watchdog", daemon=True)
-            thread.start()
+            watchdog.start()
         try:
             yield
         finally:
-            stop.set()
-            if thread is not None:
-                thread.join(timeout=30)
+            watchdog.stop(timeout=30)
     return lifespan
-
-
-def _watchdog_loop(manager: Manager, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
-        try:
-            manager.watchdog()
-        except Exception:  # the watchdog must outlive any single failure
-            LOG.exception("watchdog pass failed")
 
 
 def _install_auth(app: FastAPI, token: str) -> None:
@@ -215,19 +196,21 @@ def _install_routes(app: FastAPI, manager: Manager) -> None:
         return {"version": lbaas.__version__, "haproxy_version": version_cache["haproxy"],
                 "capabilities": capabilities()}
 
-    @app.get("/loadbalancers")
-    def list_loadbalancers() -> dict:
+    # The documents are typed by the wire contract and built by the manager; response_model=None
+    # keeps FastAPI from validating them again on the way out.
+    @app.get("/loadbalancers", response_model=None)
+    def list_loadbalancers() -> dict[str, list[wire.Held]]:
         return {"loadbalancers": manager.list()}
 
-    @app.put("/loadbalancers/{lb_id}")
-    async def put_loadbalancer(lb_id: str, request: Request) -> dict:
+    @app.put("/loadbalancers/{lb_id}", response_model=None)
+    async def put_loadbalancer(lb_id: str, request: Request) -> wire.Applied:
         desired = validate(_json(await request.body()))
         if desired["id"] != lb_id:
             raise InvalidRequest(f"body id {desired['id']} does not match the URL id {lb_id}")
         return await run_in_threadpool(manager.apply, desired)
 
-    @app.get("/loadbalancers/{lb_id}")
-    def get_loadbalancer(lb_id: str) -> dict:
+    @app.get("/loadbalancers/{lb_id}", response_model=None)
+    def get_loadbalancer(lb_id: str) -> wire.LoadBalancer:
         return _found(manager.get(lb_id), lb_id)
 
     @app.delete("/loadbalancers/{lb_id}", status_code=204)
@@ -235,8 +218,8 @@ def _install_routes(app: FastAPI, manager: Manager) -> None:
         manager.delete(lb_id)
         return Response(status_code=204)
 
-    @app.get("/loadbalancers/{lb_id}/status")
-    def loadbalancer_status(lb_id: str) -> dict:
+    @app.get("/loadbalancers/{lb_id}/status", response_model=None)
+    def loadbalancer_status(lb_id: str) -> wire.StatusDocument:
         return _found(manager.status(lb_id), lb_id)
 
 
@@ -248,7 +231,7 @@ def _json(body: bytes) -> object:
         raise InvalidRequest(exc.message) from None
 
 
-def _found(document: dict | None, lb_id: str) -> dict:
+def _found(document: D | None, lb_id: str) -> D:
     if document is None:
         raise StarletteHTTPException(404, f"load balancer {lb_id} is not on this device")
     return document

@@ -16,36 +16,40 @@ Rules (Octavia's, as far as HAProxy can tell them):
 When HAProxy does not answer at all, everything is OFFLINE and the load balancer ERROR.
 """
 
+from typing import cast
+
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.appliance.render import backend_name, frontend_name, server_name
 
-COUNTERS = ("bytes_in", "bytes_out", "active_connections", "total_connections",
-            "request_errors")
-# show stat column behind each counter.
+# show stat column behind each counter (the keys of wire.Counters).
 _COLUMNS = {"bytes_in": "bin", "bytes_out": "bout", "active_connections": "scur",
             "total_connections": "stot", "request_errors": "ereq"}
 
+Index = dict[tuple[str | None, str | None], dict[str, str]]
 
-def status_document(desired: dict, rows: list[dict[str, str]] | None) -> dict:
+
+def status_document(desired: wire.LoadBalancer,
+                    rows: list[dict[str, str]] | None) -> wire.StatusDocument:
     """The status document of ``desired``; ``rows`` is ``show stat`` (None if unavailable)."""
-    index = {(r.get("pxname"), r.get("svname")): r for r in rows or []}
+    index: Index = {(r.get("pxname"), r.get("svname")): r for r in rows or []}
     pools = [_pool(pool, index, rows is not None) for pool in desired["pools"]]
     pool_status = {p["id"]: p["operating_status"] for p in pools}
     listeners = [_listener(desired, ln, index, pool_status) for ln in desired["listeners"]]
-    listener_stats = {ln["id"]: _counters(index.get((frontend_name(ln["id"]), "FRONTEND")))
-                      for ln in desired["listeners"]}
-    return {
-        "id": desired["id"],
-        "revision": desired["revision"],
-        "operating_status": _loadbalancer(desired, listeners, rows is not None),
-        "listeners": listeners,
-        "pools": pools,
-        "stats": {key: sum(s[key] for s in listener_stats.values()) for key in COUNTERS},
-        "listener_stats": listener_stats,
-    }
+    counts = {ln["id"]: _counts(index.get((frontend_name(ln["id"]), "FRONTEND")))
+              for ln in desired["listeners"]}
+    return wire.StatusDocument(
+        id=desired["id"],
+        revision=desired["revision"],
+        operating_status=_loadbalancer(desired, listeners, rows is not None),
+        listeners=listeners,
+        pools=pools,
+        stats=_counters({key: sum(n[key] for n in counts.values()) for key in _COLUMNS}),
+        listener_stats={ident: _counters(n) for ident, n in counts.items()},
+    )
 
 
-def _member(pool: dict, member: dict, index: dict, available: bool) -> str:
+def _member(pool: wire.Pool, member: wire.Member, index: Index, available: bool) -> str:
     if not (available and pool["admin_state_up"] and member["admin_state_up"]):
         return c.OFFLINE
     row = index.get((backend_name(pool["id"]), server_name(member["id"])))
@@ -63,14 +67,14 @@ def _member(pool: dict, member: dict, index: dict, available: bool) -> str:
     return c.ONLINE if state in ("UP", "NOLB") else c.OFFLINE
 
 
-def _pool(pool: dict, index: dict, available: bool) -> dict:
-    members = [{"id": m["id"], "operating_status": _member(pool, m, index, available)}
+def _pool(pool: wire.Pool, index: Index, available: bool) -> wire.PoolStatus:
+    members = [wire.ObjectStatus(id=m["id"], operating_status=_member(pool, m, index, available))
                for m in pool["members"]]
-    return {"id": pool["id"], "operating_status": _pool_status(pool, members, available),
-            "members": members}
+    return wire.PoolStatus(id=pool["id"], operating_status=_pool_status(pool, members, available),
+                           members=members)
 
 
-def _pool_status(pool: dict, members: list[dict], available: bool) -> str:
+def _pool_status(pool: wire.Pool, members: list[wire.ObjectStatus], available: bool) -> str:
     if not available or not pool["admin_state_up"]:
         return c.OFFLINE
     if not members:
@@ -82,12 +86,14 @@ def _pool_status(pool: dict, members: list[dict], available: bool) -> str:
     return c.DEGRADED if down else c.ONLINE
 
 
-def _listener(desired: dict, listener: dict, index: dict, pool_status: dict) -> dict:
-    return {"id": listener["id"],
-            "operating_status": _listener_status(desired, listener, index, pool_status)}
+def _listener(desired: wire.LoadBalancer, listener: wire.Listener, index: Index,
+              pool_status: dict[str, str]) -> wire.ObjectStatus:
+    return wire.ObjectStatus(id=listener["id"],
+                             operating_status=_listener_status(desired, listener, index, pool_status))
 
 
-def _listener_status(desired: dict, listener: dict, index: dict, pool_status: dict) -> str:
+def _listener_status(desired: wire.LoadBalancer, listener: wire.Listener, index: Index,
+                     pool_status: dict[str, str]) -> str:
     if not (desired["admin_state_up"] and listener["admin_state_up"]):
         return c.OFFLINE
     row = index.get((frontend_name(listener["id"]), "FRONTEND"))
@@ -102,7 +108,7 @@ def _listener_status(desired: dict, listener: dict, index: dict, pool_status: di
     return {c.ONLINE: c.ONLINE, c.DEGRADED: c.DEGRADED}.get(pool_status[pool_id], c.ERROR)
 
 
-def _loadbalancer(desired: dict, listeners: list[dict], available: bool) -> str:
+def _loadbalancer(desired: wire.LoadBalancer, listeners: list[wire.ObjectStatus], available: bool) -> str:
     if not desired["admin_state_up"]:
         return c.OFFLINE
     if not available:
@@ -114,9 +120,14 @@ def _loadbalancer(desired: dict, listeners: list[dict], available: bool) -> str:
     return c.ONLINE
 
 
-def _counters(row: dict[str, str] | None) -> dict[str, int]:
+def _counts(row: dict[str, str] | None) -> dict[str, int]:
     row = row or {}
     return {key: _int(row.get(column)) for key, column in _COLUMNS.items()}
+
+
+def _counters(counts: dict[str, int]) -> wire.Counters:
+    # Counted over _COLUMNS, whose keys are exactly the counters.
+    return cast(wire.Counters, counts)
 
 
 def _int(value: str | None) -> int:

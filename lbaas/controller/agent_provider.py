@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db import models as m
 from lbaas.db.session import Database
@@ -93,8 +94,8 @@ class AgentProvider(Provider):
             if target is None:
                 target = self._route_now(lb_id)
             if target is not None:
-                self.broker.cast(c.agent_queue(self.name, target), "converge",
-                                 loadbalancer_id=lb_id, revision=revision)
+                message = wire.Converge(loadbalancer_id=lb_id, revision=revision)
+                self.broker.cast(c.agent_queue(self.name, target), message.method, **message.args())
         except Exception:  # the pending sweep dispatches again
             LOG.exception("could not dispatch load balancer %s revision %s", lb_id, revision)
 

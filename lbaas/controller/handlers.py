@@ -23,15 +23,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.controller.desired import desired_state
 from lbaas.db import lifecycle
 from lbaas.db import models as m
-from lbaas.db.session import Database
-from lbaas.scheduler import Scheduler, db_now_expression
+from lbaas.db.session import Database, affected
+from lbaas.db.clock import db_now_expression
+from lbaas.scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
-ACCEPTED: dict[str, Any] = {"accepted": True}
+ACCEPTED = wire.Answer(accepted=True)
 HOST_TAKEN = ("another agent is already serving host {host} in environment {env} (heartbeat {age:.0f}s ago, "
               "started at {started:%Y-%m-%d %H:%M:%S} UTC); give this agent another [agent] host")
 DISPLACED = ("agent instance {instance} no longer serves host {host} in environment {env}: "
@@ -44,16 +46,17 @@ class ControllerHandlers:
         self.scheduler = scheduler
 
     def handlers(self) -> dict[str, Callable[..., Any]]:
-        return {"report_state": self.report_state, "agent_stopped": self.agent_stopped,
-                "get_loadbalancer": self.get_loadbalancer,
-                "get_bound_loadbalancers": self.get_bound_loadbalancers,
-                "filter_existing": self.filter_existing, "update_status": self.update_status,
-                "update_stats": self.update_stats}
+        """Method name -> handler; each takes the fields of its ``wire`` message."""
+        return {wire.ReportState.method: self.report_state, wire.AgentStopped.method: self.agent_stopped,
+                wire.GetLoadBalancer.method: self.get_loadbalancer,
+                wire.GetBoundLoadBalancers.method: self.get_bound_loadbalancers,
+                wire.FilterExisting.method: self.filter_existing, wire.UpdateStatus.method: self.update_status,
+                wire.UpdateStats.method: self.update_stats}
 
     def report_state(self, host: str, environment: str, group: int = 1, device_driver: str = "noop",
-                     configurations: dict | None = None, capacity_score: float = 0.0,
+                     configurations: wire.Configurations | None = None, capacity_score: float = 0.0,
                      start_flag: bool = False, instance_id: str | None = None,
-                     exclusive: bool = True) -> dict[str, Any]:
+                     exclusive: bool = True) -> wire.Answer:
         """An agent's state report, stamped with the database's clock.
 
         Returns ``{"accepted": True}``, or ``{"accepted": False, "reason": ...}``
@@ -79,7 +82,7 @@ class ControllerHandlers:
                 refusal = self._beat_refusal(agent, instance_id)
             if refusal is not None:
                 LOG.warning("agent report refused: %s", refusal)
-                return {"accepted": False, "reason": refusal}
+                return wire.Answer(accepted=False, reason=refusal)
             _log_device_change(agent, values["device_up"], configurations)
             session.execute(update(m.Agent).where(m.Agent.id == agent.id).values(**values))
         return ACCEPTED
@@ -107,18 +110,18 @@ class ControllerHandlers:
     def agent_stopped(self, host: str, environment: str, instance_id: str) -> None:
         """An agent stopped cleanly: its host is free for the next start at once."""
         with self.db.transaction() as session:
-            cleared = session.execute(
+            cleared = affected(session.execute(
                 update(m.Agent).where(m.Agent.environment == environment, m.Agent.host == host,
                                       m.Agent.instance_id == instance_id)
-                .values(instance_id=None).execution_options(synchronize_session=False)).rowcount
+                .values(instance_id=None).execution_options(synchronize_session=False)))
         if cleared:
             LOG.info("agent %s (%s) stopped", host, environment)
 
-    def get_loadbalancer(self, loadbalancer_id: str) -> dict[str, Any]:
+    def get_loadbalancer(self, loadbalancer_id: str) -> wire.DesiredState:
         with self.db.reading() as session:
             return desired_state(session, loadbalancer_id)
 
-    def get_bound_loadbalancers(self, host: str, environment: str) -> list[dict[str, Any]]:
+    def get_bound_loadbalancers(self, host: str, environment: str) -> list[wire.Bound]:
         """Every load balancer bound to the agent on ``host``: id, revision,
         provisioning status and, in ERROR, why (``error_kind``)."""
         with self.db.reading() as session:
@@ -128,7 +131,7 @@ class ControllerHandlers:
                 .join(m.Binding, m.Binding.loadbalancer_id == m.LoadBalancer.id)
                 .join(m.Agent, m.Agent.id == m.Binding.agent_id)
                 .where(m.Agent.host == host, m.Agent.environment == environment))
-            return [{"id": ident, "revision": revision, "status": status, "error_kind": kind}
+            return [wire.Bound(id=ident, revision=revision, status=status, error_kind=kind)
                     for ident, revision, status, kind in rows]
 
     def filter_existing(self, loadbalancer_ids: list[str]) -> list[str]:
@@ -137,29 +140,30 @@ class ControllerHandlers:
             return list(session.scalars(select(m.LoadBalancer.id).where(m.LoadBalancer.id.in_(loadbalancer_ids))))
 
     def update_status(self, loadbalancer_id: str, revision: int, error: str | None = None,
-                      operating: dict | None = None, error_kind: str | None = None) -> str:
+                      operating: wire.OperatingReport | None = None, error_kind: str | None = None) -> str:
         with self.db.transaction() as session:
             outcome = lifecycle.complete(session, loadbalancer_id, revision, error=error, operating=operating,
                                          error_kind=error_kind)
         LOG.debug("status of %s at revision %s: %s", loadbalancer_id, revision, outcome)
         return outcome
 
-    def update_stats(self, loadbalancer_id: str, stats: dict, listener_stats: dict | None = None,
-                     operating: dict | None = None) -> None:
+    def update_stats(self, loadbalancer_id: str, stats: wire.Counters,
+                     listener_stats: dict[str, wire.Counters] | None = None,
+                     operating: wire.OperatingReport | None = None) -> None:
         with self.db.transaction() as session:
             lb = session.get(m.LoadBalancer, loadbalancer_id, with_for_update=True)
             if lb is None:
                 return
-            lb.stats = stats
+            lb.stats = dict(stats)  # the JSON column holds a plain dict
             for listener_id, values in (listener_stats or {}).items():
                 session.execute(update(m.Listener).where(m.Listener.id == listener_id,
                                                          m.Listener.load_balancer_id == lb.id)
                                 .values(stats=values))
-            if operating and lb.provisioning_status not in ("PENDING_CREATE", "PENDING_UPDATE", "PENDING_DELETE"):
+            if operating and lb.provisioning_status not in c.PENDING_STATUSES:
                 lifecycle.apply_operating(session, lb, operating)
 
 
-def _log_device_change(agent: m.Agent, device_up: bool, configurations: dict) -> None:
+def _log_device_change(agent: m.Agent, device_up: bool, configurations: wire.Configurations) -> None:
     """Log once (under the row lock) when an agent's device goes down or comes back."""
     if device_up == agent.device_up:
         return

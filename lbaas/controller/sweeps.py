@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Mapping
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from lbaas import constants as c
 from lbaas.controller.provider import Provider
 from lbaas.db import lifecycle
 from lbaas.db import models as m
-from lbaas.db.session import Database
+from lbaas.db.session import Database, affected
+from lbaas.runtime import JobLog, Timer
 from lbaas.scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ BATCH = 200
 
 
 class Sweeper:
+    """The sweeps, every ``interval`` seconds from a timer of their own (a part: start/stop)."""
+
     def __init__(self, db: Database, scheduler: Scheduler, providers: Mapping[str, Provider],
                  pending_timeout: float, pending_max_age: float, interval: float) -> None:
         self.db = db
@@ -37,29 +40,26 @@ class Sweeper:
         self.pending_timeout = dt.timedelta(seconds=pending_timeout)
         self.pending_max_age = dt.timedelta(seconds=pending_max_age)
         self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.timer = Timer("sweeper", interval, self.sweep_once, log=LOG)
+        self._logs = {step: JobLog(f"sweep of {step}", LOG) for step in ("agents", "pending")}
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
-        self._thread.start()
+        self.timer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.sweep_once()
+        self.timer.stop()
 
     def sweep_once(self) -> None:
-        """One pass; must not raise."""
+        """One pass; must not raise.  A failing step does not keep the other from running;
+        its failures are logged once per state change, as the timer's are."""
         for step in (self.agents, self.pending):
+            log = self._logs[step.__name__]
             try:
                 step()
-            except Exception:
-                LOG.exception("sweep step %s failed; next pass retries", step.__name__)
+            except Exception as exc:
+                log.failed(exc)
+            else:
+                log.succeeded()
 
     def agents(self) -> None:
         with self.db.transaction() as session:
@@ -75,10 +75,10 @@ class Sweeper:
                     LOG.info("agent %s (%s) is alive again", agent.host, agent.environment)
 
     @staticmethod
-    def _flip(session, agent: m.Agent, alive: bool) -> bool:  # type: ignore[no-untyped-def]
+    def _flip(session: Session, agent: m.Agent, alive: bool) -> bool:
         result = session.execute(update(m.Agent).where(m.Agent.id == agent.id, m.Agent.alive_seen.is_(not alive))
                                  .values(alive_seen=alive).execution_options(synchronize_session=False))
-        return result.rowcount == 1
+        return affected(result) == 1
 
     def pending(self) -> None:
         """Re-dispatch or fail changes that have waited too long."""
@@ -92,19 +92,20 @@ class Sweeper:
                        m.LoadBalancer.provider.in_(list(self.providers)))
                 .order_by(m.LoadBalancer.pending_since).limit(BATCH)))
         for lb_id, provider, revision, since, updated, created in stale:
+            assert since is not None  # selected by pending_since < ...
             self._retry_or_fail(lb_id, self.providers[provider], revision, since, updated or created, now)
 
     def _retry_or_fail(self, lb_id: str, provider: Provider, revision: int, since: dt.datetime,
                        started: dt.datetime, now: dt.datetime) -> None:
         with self.db.transaction() as session:
-            claimed = session.execute(
+            claimed = affected(session.execute(
                 update(m.LoadBalancer).where(m.LoadBalancer.id == lb_id, m.LoadBalancer.pending_since == since,
                                              m.LoadBalancer.revision == revision)
-                .values(pending_since=now).execution_options(synchronize_session=False)).rowcount == 1
+                .values(pending_since=now).execution_options(synchronize_session=False))) == 1
             if not claimed:
                 return  # another server took it, or it moved on
             if now - started > self.pending_max_age:
-                lb = session.get(m.LoadBalancer, lb_id)
+                lb = session.get_one(m.LoadBalancer, lb_id)  # the claim just matched it
                 reason = lb.status_reason or "no agent completed the change"
                 lifecycle.complete(session, lb_id, revision,
                                    error=f"gave up after {int(self.pending_max_age.total_seconds())} s: {reason}")

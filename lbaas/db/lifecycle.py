@@ -19,15 +19,16 @@ ACTIVE, without a user's change.  Any other ERROR stays until the next change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, literal, null, select, union_all, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.errors import Immutable, NotFound
 from lbaas.db import models as m
+from lbaas.db.session import affected
 
 LOG = logging.getLogger(__name__)
 
@@ -45,12 +46,12 @@ def begin_change(session: Session, lb_id: str, project_scope: str | None,
             .execution_options(synchronize_session=False))
     if project_scope is not None:
         stmt = stmt.where(m.LoadBalancer.project_id == project_scope)
-    if session.execute(stmt).rowcount == 0:
+    if affected(session.execute(stmt)) == 0:
         lb = session.get(m.LoadBalancer, lb_id)
         if lb is None or (project_scope is not None and lb.project_id != project_scope):
             raise NotFound("Load Balancer", lb_id)
         raise Immutable("Load Balancer", lb_id)
-    return session.get(m.LoadBalancer, lb_id, populate_existing=True)
+    return session.get_one(m.LoadBalancer, lb_id, populate_existing=True)  # the UPDATE just matched it
 
 
 def pool_ids(lb_id: str) -> Any:
@@ -76,7 +77,7 @@ def mark_graph_deleting(session: Session, lb_id: str) -> None:
 
 
 def complete(session: Session, lb_id: str, revision: int, *, error: str | None = None,
-             operating: Mapping[str, Any] | None = None, error_kind: str | None = None) -> str:
+             operating: wire.OperatingReport | None = None, error_kind: str | None = None) -> str:
     """Apply the outcome of the change that reached ``revision``.
 
     ``error_kind`` (constants.ERROR_KIND_*) says why ``error`` happened.
@@ -110,14 +111,16 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
     return "active"
 
 
-def _merged(defaults: dict[str, Any], reported: Mapping[str, Any] | None) -> dict[str, Any]:
+def _merged(defaults: wire.OperatingReport, reported: wire.OperatingReport | None) -> wire.OperatingReport:
     """What the device reported, and the defaults for what it did not
     (health monitors, objects it has no figures for yet)."""
     if not reported:
         return defaults
-    merged = dict(defaults)
-    for key, value in reported.items():
-        merged[key] = {**defaults.get(key, {}), **value} if isinstance(value, Mapping) else value
+    merged = defaults.copy()
+    merged["loadbalancer"] = reported.get("loadbalancer", defaults["loadbalancer"])
+    for key in OPERATING_KEYS:
+        if key in reported:
+            merged[key] = {**defaults[key], **reported[key]}
     return merged
 
 
@@ -138,7 +141,8 @@ def _fail(session: Session, lb: m.LoadBalancer, reason: str, kind: str | None = 
 
 
 # Children first when deleting: members and monitors of a pool that goes too.
-CHILD_ORDER = (m.Member, m.HealthMonitor, m.Pool, m.Listener)
+CHILD_ORDER: tuple[type[m.Member | m.HealthMonitor | m.Pool | m.Listener], ...] = (
+    m.Member, m.HealthMonitor, m.Pool, m.Listener)
 
 
 def _children(session: Session, lb_id: str) -> dict[Any, list[Any]]:
@@ -147,7 +151,7 @@ def _children(session: Session, lb_id: str) -> dict[Any, list[Any]]:
     filters = _child_filters(lb_id)
     parts = []
     for kind, model in enumerate(CHILD_ORDER):
-        parent = model.pool_id if model in (m.Member, m.HealthMonitor) else null()
+        parent = model.pool_id if issubclass(model, (m.Member, m.HealthMonitor)) else null()
         parts.append(select(literal(kind).label("kind"), model.id, model.provisioning_status,
                             model.admin_state_up, parent.label("pool_id")).where(filters[model]))
     children: dict[Any, list[Any]] = {model: [] for model in CHILD_ORDER}
@@ -213,7 +217,7 @@ def delete_graph(session: Session, lb: m.LoadBalancer) -> None:
 
 
 def default_operating(session: Session, lb: m.LoadBalancer,
-                      children: dict[Any, list[Any]] | None = None) -> dict[str, Any]:
+                      children: dict[Any, list[Any]] | None = None) -> wire.OperatingReport:
     """Operating statuses when a provider reports none (noop): everything
     that is up is ONLINE; members of unmonitored pools NO_MONITOR.
     ``children``: rows as ``_children`` reads them, if already at hand."""
@@ -224,19 +228,20 @@ def default_operating(session: Session, lb: m.LoadBalancer,
     def up(rows: list[Any]) -> dict[str, str]:
         return {ident: c.ONLINE if is_up else c.OFFLINE for ident, _status, is_up, _pool in rows}
 
-    return {"loadbalancer": c.ONLINE if lb.admin_state_up else c.OFFLINE,
-            "listeners": up(children[m.Listener]), "pools": up(children[m.Pool]),
-            "members": {ident: (c.OFFLINE if not is_up else c.ONLINE if pool in monitored else c.NO_MONITOR)
-                        for ident, _status, is_up, pool in children[m.Member]},
-            "healthmonitors": up(children[m.HealthMonitor])}
+    return wire.OperatingReport(
+        loadbalancer=c.ONLINE if lb.admin_state_up else c.OFFLINE,
+        listeners=up(children[m.Listener]), pools=up(children[m.Pool]),
+        members={ident: (c.OFFLINE if not is_up else c.ONLINE if pool in monitored else c.NO_MONITOR)
+                 for ident, _status, is_up, pool in children[m.Member]},
+        healthmonitors=up(children[m.HealthMonitor]))
 
 
-OPERATING_KEYS = {"listeners": m.Listener, "pools": m.Pool, "members": m.Member,
-                  "healthmonitors": m.HealthMonitor}
+OPERATING_KEYS: dict[wire.OperatingKind, Any] = {"listeners": m.Listener, "pools": m.Pool,
+                                                  "members": m.Member, "healthmonitors": m.HealthMonitor}
 
 
-def apply_operating(session: Session, lb: m.LoadBalancer, statuses: Mapping[str, Any]) -> None:
-    """Write operating statuses: ``{"loadbalancer": s, "listeners": {id: s}, ...}``.
+def apply_operating(session: Session, lb: m.LoadBalancer, statuses: wire.OperatingReport) -> None:
+    """Write operating statuses (a ``wire.OperatingReport``, keys possibly missing from older agents).
 
     Ids that are not part of this load balancer are ignored.
     """

@@ -50,7 +50,8 @@ class ProvisionedMixin:
 class LoadBalancer(ProvisionedMixin, Base):
     __tablename__ = "load_balancer"
     provider: Mapped[str] = mapped_column(String(64))
-    vip_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Nullable in the schema (0001), but every load balancer gets its VIP address when created.
+    vip_address: Mapped[str] = mapped_column(String(64), nullable=True)
     vip_subnet_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     vip_network_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     vip_port_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
+from typing import Any, cast
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
+from sqlalchemy.engine import Result, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -41,16 +43,22 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine
                          pool_pre_ping=True, pool_recycle=3600, **isolation)
 
 
+def affected(result: Result[Any]) -> int:
+    """The number of rows an UPDATE or DELETE matched (its test-and-set outcome)."""
+    # Session.execute is typed as returning a Result; for DML it is a CursorResult.
+    return cast(CursorResult[Any], result).rowcount
+
+
 def _sqlite_reader(writer: Engine) -> Engine:
     engine = create_engine(writer.url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute("PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine
@@ -62,7 +70,7 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         # WAL lets readers run beside the one writer; foreign keys make
         # ON DELETE CASCADE real.  isolation_level=None hands BEGIN to us.
         dbapi_conn.isolation_level = None
@@ -73,7 +81,7 @@ def _sqlite_engine(url: str, path: str | None) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # type: ignore[no-untyped-def]
+    def _begin(conn: Connection) -> None:
         # Take the write lock up front: SQLite's row-lock stand-in, so that
         # test-and-set transactions serialise instead of failing late.
         conn.exec_driver_sql("BEGIN IMMEDIATE")

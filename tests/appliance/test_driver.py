@@ -42,9 +42,11 @@ def test_converge_reaches_every_device(pair, backends):
     assert driver.list_loadbalancers() == {lb["id"]: 1}
     assert driver.capacity_score() == 0.25
     assert set(answers(url_of(lb), 4)) == {"a", "b"}
-    status = driver.status(lb["id"])
-    assert status["id"] == lb["id"] and status["operating_status"] == "ONLINE"
-    assert driver.status("unknown-lb") is None
+    report = driver.report(lb["id"])
+    assert report["operating"]["loadbalancer"] == "ONLINE"
+    assert set(report["operating"]["members"]) == {m["id"] for m in lb["pools"][0]["members"]}
+    assert set(report["listener_stats"]) == {lb["listeners"][0]["id"]}
+    assert driver.report("unknown-lb") is None
 
     # A device that lags behind makes the group report the older revision.
     assert first.apply(bump(lb)) == "unchanged"
@@ -88,7 +90,7 @@ def test_converge_names_the_failing_device(device, backends):
     assert down in str(failure.value) and device.url not in str(failure.value)
     with pytest.raises(DeviceError, match=down):
         driver.list_loadbalancers()
-    assert driver.status(lb["id"])["id"] == lb["id"]  # the live device still answers
+    assert driver.report(lb["id"]) is not None  # the live device still answers
     assert driver_for(device.url, down, max_loadbalancers="10").capacity_score() == 1.0
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
+from lbaas.agent.drivers.base import DeviceDriver
+
 DRIVERS = {
     "noop": "lbaas.agent.drivers.noop:NoopDriver",
     "haproxy": "lbaas.agent.drivers.haproxy:HAProxyDriver",
 }
 
 
-def load(name: str, options: Mapping[str, str]):  # type: ignore[no-untyped-def]
+def load(name: str, options: Mapping[str, str]) -> DeviceDriver:
     """An instance of the driver called ``name``."""
     try:
         module_name, class_name = DRIVERS[name].split(":")

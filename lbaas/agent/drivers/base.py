@@ -1,9 +1,10 @@
 """The one interface every device driver implements.
 
 An agent holds one driver instance for the devices of its group and calls it from several
-threads, one load balancer at a time per id. The desired state passed to ``converge`` and
-the status document returned by ``status`` are the documents of the device API
-(``lbaas.appliance.schema`` and ``lbaas.appliance.status``).
+threads, one load balancer at a time per id. What it is given and what it returns are the
+documents of ``lbaas.wire``: ``converge`` takes the desired state as a server sends it,
+``report`` returns the operating statuses and counters as the agent sends them on, each
+driver translating from its device's own form in one place.
 
 Failures say whose fault they are: ``DeviceRejected`` when the device answered and refused
 the document (the same document fails again: nobody retries it by itself), any other
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+
+from lbaas import wire
 
 
 class DeviceNotReady(Exception):
@@ -41,7 +44,7 @@ class DeviceDriver(abc.ABC):
         self.options = options
 
     @abc.abstractmethod
-    def verify(self) -> dict:
+    def verify(self) -> wire.Inventory:
         """Check the minimal requirements on every device; return an inventory summary
         (e.g. ``{"devices": 2, "haproxy_version": "2.6.12", "loadbalancers": 12}``).
 
@@ -49,7 +52,7 @@ class DeviceDriver(abc.ABC):
         """
 
     @abc.abstractmethod
-    def converge(self, desired: dict) -> None:
+    def converge(self, desired: wire.Present) -> None:
         """Make the device(s) hold exactly this load balancer; idempotent.
 
         Raises ``DeviceError``.
@@ -64,16 +67,16 @@ class DeviceDriver(abc.ABC):
         """id -> revision of what the device(s) hold (union over devices). Raises ``DeviceError``."""
 
     @abc.abstractmethod
-    def status(self, loadbalancer_id: str) -> dict | None:
-        """Operating statuses and counters of one load balancer; None if unknown.
-        Raises ``DeviceError``."""
+    def report(self, loadbalancer_id: str) -> wire.DeviceReport | None:
+        """Operating statuses and counters of one load balancer; None if the device(s)
+        do not hold it. Raises ``DeviceError``."""
 
     def capacity_score(self) -> float:
         """How full the device(s) are: 0.0 empty, 1.0 or more full."""
         return 0.0
 
-    def probe(self) -> dict:
-        """A cheap check that every device answers, with a short timeout:
-        ``{"loadbalancers": n, "capacity_score": x}``. Raises ``DeviceError``."""
+    def probe(self) -> wire.Probe:
+        """A cheap check that every device answers, with a short timeout: how many load
+        balancers the device(s) hold and how full they are. Raises ``DeviceError``."""
         held = self.list_loadbalancers()
-        return {"loadbalancers": len(held), "capacity_score": self.capacity_score()}
+        return wire.Probe(loadbalancers=len(held), capacity_score=self.capacity_score())

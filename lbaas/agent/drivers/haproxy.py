@@ -27,6 +27,7 @@ import httpx
 
 from lbaas import config as cfg
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class HAProxyDriver(DeviceDriver):
 
     # --- DeviceDriver ----------------------------------------------------------------
 
-    def verify(self) -> dict:
+    def verify(self) -> wire.Inventory:
         """Every device answers, runs HAProxy >= 2.4 and offers the required capabilities.
 
         Raises ``DeviceNotReady`` naming each device that falls short and why.  Each request
@@ -107,10 +108,10 @@ class HAProxyDriver(DeviceDriver):
         # What every device of the group offers: the API refuses the rest.
         capabilities = {key: [v for v in values if all(v in o.get(key, ()) for o in offered)]
                         for key, values in offered[0].items()}
-        return {"devices": len(self.devices), "haproxy_version": min(versions, key=_version),
-                "loadbalancers": len(held), "capabilities": capabilities}
+        return wire.Inventory(devices=len(self.devices), haproxy_version=min(versions, key=_version),
+                              loadbalancers=len(held), capabilities=capabilities)
 
-    def converge(self, desired: dict) -> None:
+    def converge(self, desired: wire.Present) -> None:
         """PUT the desired state to every device; all must accept it.
 
         Raises ``DeviceError`` naming every device that failed and its answer:
@@ -154,9 +155,9 @@ class HAProxyDriver(DeviceDriver):
                 held[lb_id] = min(revision, held.get(lb_id, revision))
         return held
 
-    def status(self, loadbalancer_id: str) -> dict | None:
-        """The status document from the first device that holds the load balancer; None
-        when no device holds it. Raises ``DeviceError`` when no device could be asked."""
+    def report(self, loadbalancer_id: str) -> wire.DeviceReport | None:
+        """The report from the first device that holds the load balancer; None when no
+        device holds it. Raises ``DeviceError`` when no device could be asked."""
         errors = []
         for url in self.devices:
             try:
@@ -166,7 +167,7 @@ class HAProxyDriver(DeviceDriver):
                 errors.append(str(exc))
                 continue
             if response.status_code == 200:
-                return response.json()
+                return device_report(response.json())
         if len(errors) == len(self.devices):
             raise DeviceError("; ".join(errors))
         return None
@@ -183,12 +184,12 @@ class HAProxyDriver(DeviceDriver):
             return 1.0
         return self._score(inventories)
 
-    def probe(self) -> dict:
+    def probe(self) -> wire.Probe:
         """``GET /loadbalancers`` on every device with a short timeout: how many load
         balancers the group holds and how full it is. Raises ``DeviceError``."""
         inventories = self._inventories(DeviceError, timeout=self._probe_timeout)
         held = {entry["id"] for entries in inventories.values() for entry in entries}
-        return {"loadbalancers": len(held), "capacity_score": self._score(inventories)}
+        return wire.Probe(loadbalancers=len(held), capacity_score=self._score(inventories))
 
     @property
     def _probe_timeout(self) -> float:
@@ -256,3 +257,15 @@ def _fault(response: httpx.Response) -> str:
         return str(response.json().get("faultstring"))
     except (ValueError, AttributeError):
         return response.text[:200]
+
+
+def device_report(status: wire.StatusDocument) -> wire.DeviceReport:
+    """The appliance's status document as the agent reports it: the one translation."""
+    pools = status["pools"]
+    operating = wire.OperatingReport(
+        loadbalancer=status["operating_status"],
+        listeners={x["id"]: x["operating_status"] for x in status["listeners"]},
+        pools={p["id"]: p["operating_status"] for p in pools},
+        members={x["id"]: x["operating_status"] for p in pools for x in p["members"]},
+        healthmonitors={})  # the appliance reports none: a server keeps its defaults
+    return wire.DeviceReport(operating=operating, stats=status["stats"], listener_stats=status["listener_stats"])

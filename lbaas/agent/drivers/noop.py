@@ -11,9 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
-
 from lbaas import constants as c
+from lbaas import wire
 from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 
 
@@ -25,19 +24,19 @@ class NoopDriver(DeviceDriver):
         self.max_loadbalancers = int(options.get("max_loadbalancers", 0))
         self.available = True
         self.rejecting = False
-        self._held: dict[str, dict[str, Any]] = {}
+        self._held: dict[str, wire.Present] = {}
         self._lock = threading.Lock()
 
     def _answer(self) -> None:
         if not self.available:
             raise DeviceError("noop device is unreachable (available = False)")
 
-    def verify(self) -> dict:
+    def verify(self) -> wire.Inventory:
         if not self.available:
             raise DeviceNotReady("noop device is unreachable (available = False)")
-        return {"devices": 0, "loadbalancers": len(self._held)}
+        return wire.Inventory(devices=0, loadbalancers=len(self._held))
 
-    def converge(self, desired: dict) -> None:
+    def converge(self, desired: wire.Present) -> None:
         time.sleep(self.latency)
         self._answer()
         if self.rejecting:
@@ -56,23 +55,21 @@ class NoopDriver(DeviceDriver):
         with self._lock:
             return {ident: doc["revision"] for ident, doc in self._held.items()}
 
-    def status(self, loadbalancer_id: str) -> dict | None:
+    def report(self, loadbalancer_id: str) -> wire.DeviceReport | None:
+        """Everything that is up is ONLINE (members NO_MONITOR without a monitor); no traffic."""
         self._answer()
         with self._lock:
             desired = self._held.get(loadbalancer_id)
         if desired is None:
             return None
-        pools = [{"id": p["id"], "operating_status": c.ONLINE if p["admin_state_up"] else c.OFFLINE,
-                  "members": [{"id": x["id"], "operating_status": _member_status(x, p)} for x in p["members"]]}
-                 for p in desired.get("pools", [])]
-        return {"id": desired["id"], "revision": desired["revision"],
-                "operating_status": c.ONLINE if desired["admin_state_up"] else c.OFFLINE,
-                "listeners": [{"id": x["id"], "operating_status": c.ONLINE if x["admin_state_up"] else c.OFFLINE}
-                              for x in desired.get("listeners", [])],
-                "pools": pools,
-                "stats": {"bytes_in": 0, "bytes_out": 0, "active_connections": 0, "total_connections": 0,
-                          "request_errors": 0},
-                "listener_stats": {}}
+        pools = desired.get("pools", [])
+        operating = wire.OperatingReport(
+            loadbalancer=_up(desired["admin_state_up"]),
+            listeners={x["id"]: _up(x["admin_state_up"]) for x in desired.get("listeners", [])},
+            pools={p["id"]: _up(p["admin_state_up"]) for p in pools},
+            members={x["id"]: _member_status(x, p) for p in pools for x in p["members"]},
+            healthmonitors={})
+        return wire.DeviceReport(operating=operating, stats=wire.zero_counters(), listener_stats={})
 
     def capacity_score(self) -> float:
         if not self.max_loadbalancers:
@@ -80,7 +77,11 @@ class NoopDriver(DeviceDriver):
         return len(self._held) / self.max_loadbalancers
 
 
-def _member_status(member: dict, pool: dict) -> str:
+def _up(admin_state_up: bool) -> str:
+    return c.ONLINE if admin_state_up else c.OFFLINE
+
+
+def _member_status(member: wire.Member, pool: wire.Pool) -> str:
     if not member["admin_state_up"]:
         return c.OFFLINE
     return c.ONLINE if pool.get("healthmonitor") else c.NO_MONITOR

@@ -39,14 +39,14 @@ def version(request: Request) -> dict[str, Any]:
 @router.get("/lbaas/providers")
 def providers(request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     listed = [{"name": p.name, "description": p.description}
-              for p in deps.state(request).providers.values()]
+              for p in deps.services(request).providers.values()]
     return {"providers": sorted(listed, key=lambda p: p["name"])}
 
 
 @router.get("/lbaas/providers/{name}/flavor_capabilities")
 @router.get("/lbaas/providers/{name}/availability_zone_capabilities")
 def capabilities(name: str, request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    if name not in deps.state(request).providers:
+    if name not in deps.services(request).providers:
         raise NotFound("Provider", name)
     key = "flavor_capabilities" if request.url.path.endswith("flavor_capabilities") else \
         "availability_zone_capabilities"
@@ -55,7 +55,7 @@ def capabilities(name: str, request: Request, _ctx: Context = Depends(deps.conte
 
 @router.get("/subnets", openapi_extra=openapi.query(id={"type": "string"}, name={"type": "string"}))
 def subnets(request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    subnets = deps.state(request).subnets
+    subnets = deps.services(request).subnets
     wanted = set(request.query_params.getlist("id")) | set(request.query_params.getlist("name"))
     return {"subnets": [subnets.document(ident) for ident in subnets.networks
                         if not wanted or ident in wanted]}
@@ -63,7 +63,7 @@ def subnets(request: Request, _ctx: Context = Depends(deps.context)) -> dict[str
 
 @router.get("/subnets/{ident}")
 def subnet(ident: str, request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    subnets = deps.state(request).subnets
+    subnets = deps.services(request).subnets
     if ident not in subnets.networks:
         raise NotFound("Subnet", ident)
     return {"subnet": subnets.document(ident)}

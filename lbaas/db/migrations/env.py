@@ -1,7 +1,7 @@
 """Alembic environment: runs on the connection lbaas hands it."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from lbaas.db.models import Base
 
@@ -9,7 +9,7 @@ config = context.config
 connection = config.attributes.get("connection")
 
 
-def _run(conn) -> None:  # type: ignore[no-untyped-def]
+def _run(conn: Connection) -> None:
     context.configure(connection=conn, target_metadata=Base.metadata,
                       render_as_batch=conn.dialect.name == "sqlite")
     with context.begin_transaction():
@@ -19,6 +19,8 @@ def _run(conn) -> None:  # type: ignore[no-untyped-def]
 if connection is not None:
     _run(connection)
 else:
-    with create_engine(config.get_main_option("sqlalchemy.url")).connect() as conn:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None  # lbaas.db.session's Alembic configuration always names one
+    with create_engine(url).connect() as conn:
         _run(conn)
         conn.commit()

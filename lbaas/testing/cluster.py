@@ -1,6 +1,9 @@
 """A real cluster on this machine: ``lbaas server`` and ``lbaas agent``
 processes on PostgreSQL and RabbitMQ, each with its own database and vhost.
-Used by the multi-process tests and by the benchmarks."""
+Used by the multi-process tests and by the benchmarks.
+
+RabbitMQ is reached at ``LBAAS_TEST_RABBIT`` and managed with ``rabbitmqctl``
+(a vhost per cluster, deleted by ``stop``)."""
 
 from __future__ import annotations
 
@@ -18,19 +21,13 @@ import httpx
 
 from lbaas.api.auth import create_token
 from lbaas.db.session import Database
+from lbaas.testing.polling import free_port, wait_for
 
 RABBIT = os.environ.get("LBAAS_TEST_RABBIT", "rabbit://guest:guest@127.0.0.1:5672")
 
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Cluster:
@@ -196,17 +193,12 @@ check_interval = 2
         proc.wait(timeout=10)
 
     def _wait(self, check: Any, what: str, proc: subprocess.Popen | None = None, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """Poll ``check`` until true; fail at once if ``proc`` exits meanwhile."""
+        def ready() -> bool:
             if proc is not None and proc.poll() is not None:
                 raise AssertionError(f"{what} exited with {proc.returncode}; see {self.workdir}")
-            try:
-                if check():
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{what} not ready after {timeout} s; logs in {self.workdir}")
+            return bool(check())
+        wait_for(ready, timeout, 0.1, f"{what} (logs in {self.workdir})", ignore=(httpx.HTTPError,))
 
     # --- API helpers ------------------------------------------------------------
 
@@ -246,7 +238,6 @@ check_interval = 2
             rabbitmqctl("delete_vhost", self.vhost)
         except subprocess.SubprocessError:
             pass
-
 
     def _stop_device(self, device: dict[str, Any]) -> None:
         """Stop the service and the HAProxy processes it started (found by their state dir)."""

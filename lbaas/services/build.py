@@ -5,7 +5,7 @@ listener on the port, a pool already in use) are checked here."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from lbaas import constants as c
 from lbaas import validate
 from lbaas.api import schemas as s
-from lbaas.api.deps import State
-from lbaas.errors import BadRequest, Conflict
 from lbaas.controller.provider import Provider
 from lbaas.db import models as m
+from lbaas.errors import BadRequest, Conflict
+from lbaas.services import Services
 
 
 def _common(body: s.Owned, project_id: str) -> dict[str, Any]:
@@ -31,6 +31,16 @@ def _tagged(obj: Any, tags: list[str]) -> Any:
     return obj
 
 
+def loadbalancer(services: Services, provider: Provider, body: s.LoadBalancerCreate, project_id: str,
+                 address: str, subnet_id: str | None) -> m.LoadBalancer:
+    services.validate(provider, "loadbalancer", body.model_dump(exclude={"listeners", "pools"}))
+    return _tagged(m.LoadBalancer(
+        **_common(body, project_id), provider=provider.name, vip_address=address,
+        vip_subnet_id=subnet_id, vip_network_id=body.vip_network_id or subnet_id,
+        vip_port_id=body.vip_port_id, flavor_id=body.flavor_id,
+        availability_zone=body.availability_zone, revision=1, pending_since=m.utcnow()), body.tags)
+
+
 def check_protocols(listener_protocol: str, pool_protocol: str) -> None:
     allowed = c.VALID_LISTENER_POOL_PROTOCOLS.get(listener_protocol, ())
     if pool_protocol not in allowed:
@@ -38,12 +48,12 @@ def check_protocols(listener_protocol: str, pool_protocol: str) -> None:
                          f"is '{listener_protocol}'; allowed: {', '.join(allowed)}.")
 
 
-def listener(state: State, provider: Provider, body: s.ListenerCreate, lb: m.LoadBalancer,
+def listener(services: Services, provider: Provider, body: s.ListenerCreate, lb: m.LoadBalancer,
              project_id: str) -> m.Listener:
     body.insert_headers = check_listener_extras(body.insert_headers, body.allowed_cidrs,
                                                 body.protocol, lb.vip_address)
     fields = body.model_dump(exclude={"default_pool", "tags"})
-    state.validate(provider, "listener", fields)
+    services.validate(provider, "listener", fields)
     return _tagged(m.Listener(
         **_common(body, project_id), load_balancer_id=lb.id, protocol=body.protocol,
         protocol_port=body.protocol_port, vip_address=lb.vip_address,
@@ -55,6 +65,12 @@ def listener(state: State, provider: Provider, body: s.ListenerCreate, lb: m.Loa
         insert_headers=body.insert_headers, allowed_cidrs=body.allowed_cidrs), body.tags)
 
 
+@overload
+def check_listener_extras(headers: dict[str, str], cidrs: list[str] | None,
+                          protocol: str, vip_address: str) -> dict[str, str]: ...
+@overload
+def check_listener_extras(headers: dict[str, str] | None, cidrs: list[str] | None,
+                          protocol: str, vip_address: str) -> dict[str, str] | None: ...
 def check_listener_extras(headers: dict[str, str] | None, cidrs: list[str] | None,
                           protocol: str, vip_address: str) -> dict[str, str] | None:
     """The canonical insert_headers of a listener; BadRequest when they or allowed_cidrs do
@@ -99,16 +115,16 @@ def check_default_pool(session: Session, listener_row: m.Listener, pool_id: str 
         raise Conflict(f"Pool {pool_id} is already the default pool of listener {other}.")
 
 
-def pool(state: State, provider: Provider, body: s.PoolCreate, lb_id: str, project_id: str) -> m.Pool:
-    state.validate(provider, "pool", body.model_dump(exclude={"members", "healthmonitor", "tags"}))
+def pool(services: Services, provider: Provider, body: s.PoolCreate, lb_id: str, project_id: str) -> m.Pool:
+    services.validate(provider, "pool", body.model_dump(exclude={"members", "healthmonitor", "tags"}))
     persistence = body.session_persistence.model_dump(exclude_none=True) if body.session_persistence else None
     return _tagged(m.Pool(**_common(body, project_id), load_balancer_id=lb_id, protocol=body.protocol,
                           lb_algorithm=body.lb_algorithm, session_persistence=persistence,
                           tls_enabled=body.tls_enabled), body.tags)
 
 
-def member(state: State, provider: Provider, body: s.MemberFields, pool_id: str, project_id: str) -> m.Member:
-    state.validate(provider, "member", body.model_dump(exclude={"tags"}))
+def member(services: Services, provider: Provider, body: s.MemberFields, pool_id: str, project_id: str) -> m.Member:
+    services.validate(provider, "member", body.model_dump(exclude={"tags"}))
     row = m.Member(**_common(body, project_id), pool_id=pool_id, address=body.address,
                    protocol_port=body.protocol_port, weight=body.weight, backup=body.backup,
                    subnet_id=body.subnet_id, monitor_address=body.monitor_address,
@@ -117,9 +133,9 @@ def member(state: State, provider: Provider, body: s.MemberFields, pool_id: str,
     return _tagged(row, body.tags)
 
 
-def healthmonitor(state: State, provider: Provider, body: s.HealthMonitorCreate, pool_id: str,
+def healthmonitor(services: Services, provider: Provider, body: s.HealthMonitorCreate, pool_id: str,
                   project_id: str) -> m.HealthMonitor:
-    state.validate(provider, "healthmonitor", body.model_dump(exclude={"tags"}))
+    services.validate(provider, "healthmonitor", body.model_dump(exclude={"tags"}))
     http = body.type in ("HTTP", "HTTPS")
     return _tagged(m.HealthMonitor(
         **_common(body, project_id), pool_id=pool_id, type=body.type, delay=body.delay,
@@ -130,10 +146,10 @@ def healthmonitor(state: State, provider: Provider, body: s.HealthMonitorCreate,
         http_version=body.http_version, domain_name=body.domain_name), body.tags)
 
 
-def pool_graph(session: Session, state: State, provider: Provider, body: s.PoolCreate,
+def pool_graph(session: Session, services: Services, provider: Provider, body: s.PoolCreate,
                lb_id: str, project_id: str) -> tuple[m.Pool, list[Any]]:
     """A pool with its members and monitor; returns the pool and every row made."""
-    row = pool(state, provider, body, lb_id, project_id)
+    row = pool(services, provider, body, lb_id, project_id)
     rows: list[Any] = [row]
     seen: set[tuple[str, int]] = set()
     for member_body in body.members:
@@ -141,7 +157,7 @@ def pool_graph(session: Session, state: State, provider: Provider, body: s.PoolC
         if key in seen:
             raise Conflict(f"Two members of one pool use {key[0]} port {key[1]}.")
         seen.add(key)
-        rows.append(member(state, provider, member_body, row.id, project_id))
+        rows.append(member(services, provider, member_body, row.id, project_id))
     if body.healthmonitor is not None:
-        rows.append(healthmonitor(state, provider, body.healthmonitor, row.id, project_id))
+        rows.append(healthmonitor(services, provider, body.healthmonitor, row.id, project_id))
     return row, rows

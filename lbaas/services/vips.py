@@ -42,6 +42,7 @@ class Subnets:
         ``anywhere``: the caller may take an address outside every configured subnet.
         """
         if subnet_id is None:
+            assert address is not None  # LoadBalancerCreate asks for vip_address or vip_subnet_id
             subnet_id = self._containing(address)
             if subnet_id is None and not anywhere:
                 raise BadRequest(f"VIP address {address} is not in any VIP subnet; "
@@ -56,7 +57,7 @@ class Subnets:
         _check_unused(session, str(address))
         return str(address), subnet_id
 
-    def _containing(self, address: str | None) -> str | None:
+    def _containing(self, address: str) -> str | None:
         ip = ipaddress.ip_address(address)
         return next((ident for ident, net in self.networks.items() if ip in net), None)
 

@@ -1,0 +1,335 @@
+"""Every document that crosses a process boundary, typed once.
+
+Three wires, two ends each:
+
+* server -> agent -> appliance: the desired state of one load balancer
+  (``DesiredState``).  A server builds it (``lbaas.controller.desired``), the
+  agent passes it on unchanged, the appliance validates it into a
+  ``LoadBalancer`` (``lbaas.appliance.schema``, which fills Octavia's
+  defaults for what a sender left out and drops what it does not know).
+* appliance -> agent: the ``StatusDocument`` of one load balancer
+  (``lbaas.appliance.status``); the haproxy driver turns it into a
+  ``DeviceReport``, the only form in which statuses leave an agent.
+* agent <-> server: the messages on the controller queue and the agent's
+  own queue, as frozen dataclasses (``Message``): the class names the
+  method, its fields are the keyword arguments, and the handler of that
+  method (``lbaas.controller.handlers``, ``lbaas.agent.service``) takes
+  exactly those.
+
+A new field is added here, where it is produced and where it is consumed;
+nowhere else.  The documents are plain dicts and lists on the wire (JSON),
+so the TypedDicts cost nothing at run time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar, Literal, NotRequired, TypedDict
+
+
+# --- the desired state of one load balancer ---------------------------------
+
+class SessionPersistence(TypedDict):
+    type: str
+    cookie_name: str | None     # APP_COOKIE only
+
+
+class HealthMonitor(TypedDict):
+    id: str | None
+    type: str
+    delay: int
+    timeout: int
+    max_retries: int
+    max_retries_down: int
+    # None from a server for monitors that send no request: the appliance's default then.
+    http_method: str | None
+    url_path: str | None
+    expected_codes: str | None
+    http_version: str | None    # "1.0" or "1.1"
+    domain_name: str | None     # needs http_version "1.1"
+    admin_state_up: bool
+
+
+class Member(TypedDict):
+    id: str
+    name: str
+    address: str
+    protocol_port: int
+    weight: int
+    backup: bool
+    admin_state_up: bool
+    monitor_address: str | None
+    monitor_port: int | None
+
+
+class Pool(TypedDict):
+    id: str
+    name: str
+    protocol: str
+    lb_algorithm: str
+    admin_state_up: bool
+    session_persistence: SessionPersistence | None
+    members: list[Member]
+    healthmonitor: HealthMonitor | None
+
+
+class Listener(TypedDict):
+    id: str
+    name: str
+    protocol: str
+    protocol_port: int
+    connection_limit: int
+    admin_state_up: bool
+    timeout_client_data: int
+    timeout_member_connect: int
+    timeout_member_data: int
+    timeout_tcp_inspect: int
+    default_pool_id: str | None
+    insert_headers: dict[str, str]
+    allowed_cidrs: list[str]
+
+
+class LoadBalancer(TypedDict):
+    """What an appliance holds: the validated desired state."""
+
+    id: str
+    project_id: str
+    revision: int
+    name: str
+    admin_state_up: bool
+    vip_address: str
+    listeners: list[Listener]
+    pools: list[Pool]
+
+
+class Present(LoadBalancer):
+    """The desired state of a load balancer that should exist."""
+
+    provider: str
+    deleted: Literal[False]
+
+
+class Deletion(TypedDict):
+    """The desired state of one that should not: gone (``revision`` None) or on its way out."""
+
+    id: str
+    revision: int | None
+    deleted: Literal[True]
+
+
+DesiredState = Present | Deletion
+
+
+# --- what comes back: statuses and counters -----------------------------------
+
+class Counters(TypedDict):
+    bytes_in: int
+    bytes_out: int
+    active_connections: int
+    total_connections: int
+    request_errors: int
+
+
+class ObjectStatus(TypedDict):
+    id: str
+    operating_status: str
+
+
+class PoolStatus(ObjectStatus):
+    members: list[ObjectStatus]
+
+
+class StatusDocument(TypedDict):
+    """The appliance's answer to ``GET /loadbalancers/<id>/status``."""
+
+    id: str
+    revision: int
+    operating_status: str
+    listeners: list[ObjectStatus]
+    pools: list[PoolStatus]
+    stats: Counters                     # the sum over listeners
+    listener_stats: dict[str, Counters]
+
+
+# The kinds of child an OperatingReport maps id -> status for.
+OperatingKind = Literal["listeners", "pools", "members", "healthmonitors"]
+
+
+class OperatingReport(TypedDict):
+    """Operating statuses by kind and id, as a server writes them (``db.lifecycle``)."""
+
+    loadbalancer: str
+    listeners: dict[str, str]
+    pools: dict[str, str]
+    members: dict[str, str]
+    healthmonitors: dict[str, str]
+
+
+class DeviceReport(TypedDict):
+    """What a device driver reports of one load balancer: statuses and counters."""
+
+    operating: OperatingReport
+    stats: Counters
+    listener_stats: dict[str, Counters]
+
+
+class Held(TypedDict):
+    """One load balancer an appliance holds, as ``GET /loadbalancers`` lists it."""
+
+    id: str
+    revision: int
+
+
+class Applied(Held):
+    """The appliance's answer to ``PUT /loadbalancers/<id>``."""
+
+    applied: str                        # constants.APPLIED_*
+
+
+def zero_counters() -> Counters:
+    return Counters(bytes_in=0, bytes_out=0, active_connections=0, total_connections=0, request_errors=0)
+
+
+# --- what an agent tells a server of itself --------------------------------------
+
+class Inventory(TypedDict, total=False):
+    """A device driver's ``verify``: what the device(s) are and can do."""
+
+    devices: int
+    haproxy_version: str
+    loadbalancers: int
+    capabilities: dict[str, list[str]]  # capability -> values every device offers
+
+
+class Configurations(Inventory, total=False):
+    """The ``configurations`` of a state report: the inventory and the device's health."""
+
+    device_state: str                   # constants.DEVICE_STATE_*
+    device_error: str | None
+    device_state_since: str
+    report_interval: float
+
+
+class Probe(TypedDict):
+    """A device driver's cheap periodic look."""
+
+    loadbalancers: int
+    capacity_score: float
+
+
+class Answer(TypedDict):
+    """A server's answer to a state report."""
+
+    accepted: bool
+    reason: NotRequired[str]
+
+
+class Bound(TypedDict):
+    """One load balancer bound to an agent, as ``get_bound_loadbalancers`` lists it."""
+
+    id: str
+    revision: int
+    status: str
+    error_kind: str | None
+
+
+# --- messages --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Message:
+    """A method on a queue and its keyword arguments (the fields)."""
+
+    method: ClassVar[str]
+
+    def args(self) -> dict[str, object]:
+        """The keyword arguments, shallow (``dataclasses.asdict`` would copy documents)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class ReportState(Message):
+    """Call: the agent's heartbeat (``start_flag`` on its first); answered with ``Answer``."""
+
+    method: ClassVar[str] = "report_state"
+    host: str
+    environment: str
+    group: int
+    device_driver: str
+    configurations: Configurations
+    capacity_score: float
+    start_flag: bool
+    instance_id: str
+    exclusive: bool
+
+
+@dataclass(frozen=True)
+class AgentStopped(Message):
+    """Cast: the agent stopped cleanly, its host is free."""
+
+    method: ClassVar[str] = "agent_stopped"
+    host: str
+    environment: str
+    instance_id: str
+
+
+@dataclass(frozen=True)
+class GetLoadBalancer(Message):
+    """Call: answered with the ``DesiredState``."""
+
+    method: ClassVar[str] = "get_loadbalancer"
+    loadbalancer_id: str
+
+
+@dataclass(frozen=True)
+class GetBoundLoadBalancers(Message):
+    """Call: answered with a list of ``Bound``."""
+
+    method: ClassVar[str] = "get_bound_loadbalancers"
+    host: str
+    environment: str
+
+
+@dataclass(frozen=True)
+class FilterExisting(Message):
+    """Call: answered with those of the ids that still exist."""
+
+    method: ClassVar[str] = "filter_existing"
+    loadbalancer_ids: list[str]
+
+
+@dataclass(frozen=True)
+class UpdateStatus(Message):
+    """Cast: the outcome of a converge that reached ``revision``."""
+
+    method: ClassVar[str] = "update_status"
+    loadbalancer_id: str
+    revision: int
+    error: str | None = None
+    operating: OperatingReport | None = None
+    error_kind: str | None = None      # constants.ERROR_KIND_*, with ``error``
+
+
+@dataclass(frozen=True)
+class UpdateStats(Message):
+    """Cast: a ``DeviceReport`` that changed since the last one."""
+
+    method: ClassVar[str] = "update_stats"
+    loadbalancer_id: str
+    stats: Counters
+    listener_stats: dict[str, Counters]
+    operating: OperatingReport
+
+
+@dataclass(frozen=True)
+class Converge(Message):
+    """Cast to an agent's queue: converge this load balancer (the change reached ``revision``)."""
+
+    method: ClassVar[str] = "converge"
+    loadbalancer_id: str
+    revision: int | None = None
+
+
+# The controller queue's methods; an agent's queue takes only ``Converge``.
+CONTROLLER_MESSAGES: tuple[type[Message], ...] = (ReportState, AgentStopped, GetLoadBalancer,
+                                                  GetBoundLoadBalancers, FilterExisting, UpdateStatus,
+                                                  UpdateStats)
