@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import RESULTS, describe  # noqa: E402
 
-ORDER = ("api", "list", "cluster", "scheduler", "failover")
+ORDER = ("api", "list", "cluster", "scheduler", "failover", "dataplane", "l7")
 
 
 def table(doc: dict) -> str:

@@ -30,6 +30,7 @@ BENCHMARKS = {
     "scheduler": "bench.bench_scheduler",
     "failover": "bench.bench_failover",
     "dataplane": "bench.bench_dataplane",
+    "l7": "bench.bench_l7",
 }
 
 

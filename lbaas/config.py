@@ -193,6 +193,8 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("default_pool_quota", 500, "Pools per project; -1 is unlimited.", QUOTA),
         Option("default_member_quota", 5000, "Members per project; -1 is unlimited.", QUOTA),
         Option("default_health_monitor_quota", 500, "Health monitors per project; -1 is unlimited.", QUOTA),
+        Option("default_l7policy_quota", 500, "L7 policies per project; -1 is unlimited.", QUOTA),
+        Option("default_l7rule_quota", 5000, "L7 rules per project; -1 is unlimited.", QUOTA),
     ),
     "controller": (
         Option("environments", "", "Environments (providers) this server serves, comma-separated; empty: none besides noop.", _list),

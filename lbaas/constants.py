@@ -53,6 +53,13 @@ SESSION_PERSISTENCE_TYPES: Final = ("SOURCE_IP", "HTTP_COOKIE", "APP_COOKIE")
 HEALTH_MONITOR_TYPES: Final = ("HTTP", "HTTPS", "TCP", "PING", "TLS-HELLO", "UDP-CONNECT", "SCTP")
 HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS", "PATCH", "CONNECT")
 
+# --- L7 policies and rules (Octavia's vocabulary) ------------------------------
+L7POLICY_ACTIONS: Final = ("REDIRECT_TO_POOL", "REDIRECT_TO_URL", "REDIRECT_PREFIX", "REJECT")
+L7POLICY_REDIRECT_CODES: Final = (301, 302, 303, 307, 308)
+L7RULE_TYPES: Final = ("HOST_NAME", "PATH", "FILE_TYPE", "HEADER", "COOKIE")
+L7RULE_COMPARE_TYPES: Final = ("REGEX", "EQUAL_TO", "CONTAINS", "STARTS_WITH", "ENDS_WITH")
+MAX_L7RULES_PER_POLICY: Final = 50
+
 # --- listener defaults (milliseconds, as Octavia) --------------------------
 DEFAULT_TIMEOUT_CLIENT_DATA: Final = 50000
 DEFAULT_TIMEOUT_MEMBER_CONNECT: Final = 5000

@@ -118,3 +118,83 @@ def insert_headers(value: dict[str, str], protocol: str) -> dict[str, str]:
     if any(flag == "true" for flag in out.values()) and protocol != "HTTP":
         raise ValueError(f"headers can only be inserted by HTTP listeners, not {protocol}")
     return out
+
+
+# --- L7 rules and redirects ---------------------------------------------------------------
+# Rule values are rendered as single unquoted words after ``-m <match>``: every character
+# below is inert there. A regex may use classes, groups, anchors and quantifiers but no
+# backslash (HAProxy's parser would eat it: write [.] for a literal dot) and never "${".
+_RULE_VALUE = {
+    "HOST_NAME": re.compile(r"[A-Za-z0-9.\-*]{1,255}", re.ASCII),
+    "PATH": re.compile(r"[A-Za-z0-9\-._~!&()*+,;=:@/?]{1,1024}", re.ASCII),
+    "FILE_TYPE": re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII),
+    "HEADER": re.compile(r"[A-Za-z0-9\-._~!&()*+,;=:@/?<>|^]{1,1024}", re.ASCII),
+    "COOKIE": re.compile(r"[A-Za-z0-9\-._~!&()*+,:@/?=]{1,1024}", re.ASCII),
+}
+_REGEX = re.compile(r"[A-Za-z0-9\-._~!&()*+,;=:@/?^$\[\]{}|<>]{1,1024}", re.ASCII)
+# Header names: RFC 7230 tokens without the characters that mean something to HAProxy.
+_HEADER_NAME = re.compile(r"[A-Za-z0-9\-_.!*+^|~]{1,64}", re.ASCII)
+_KEYED = ("HEADER", "COOKIE")
+# scheme://host[:port][path]: the host a DNS name, an IPv4 address or [IPv6].
+_REDIRECT = re.compile(
+    r"https?://(?:[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+    r"(?:/[A-Za-z0-9\-._~!&()*+,;=:@/?]{0,2000})?", re.ASCII)
+
+
+def l7_rule(rule_type: str, compare_type: str, key: str | None,
+            value: str) -> tuple[str | None, str]:
+    """The (key, value) of an L7 rule in closed form.
+
+    HEADER and COOKIE rules need a key (the header or cookie name), others take none;
+    FILE_TYPE compares with EQUAL_TO or REGEX only; a REGEX value must compile.
+    """
+    if rule_type in _KEYED:
+        if not key:
+            raise ValueError(f"a {rule_type} rule needs a key (the {rule_type.lower()} name)")
+        key = header_name(key) if rule_type == "HEADER" else cookie_name(key)
+    elif key:
+        raise ValueError(f"a {rule_type} rule takes no key")
+    if rule_type == "FILE_TYPE" and compare_type not in ("EQUAL_TO", "REGEX"):
+        raise ValueError("a FILE_TYPE rule compares with EQUAL_TO or REGEX only")
+    if compare_type == "REGEX":
+        return key, _regex(value)
+    pattern = _RULE_VALUE.get(rule_type)
+    if pattern is None or not isinstance(value, str) or not pattern.fullmatch(value):
+        raise ValueError(f"the value of a {rule_type} rule has a character it may not hold "
+                         f"(allowed: {_allowed(pattern)})")
+    return key, value
+
+
+def header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        raise ValueError("must be a header name of 1 to 64 letters, digits and -_.!*+^|~")
+    return value
+
+
+def _regex(value: str) -> str:
+    if not isinstance(value, str) or not _REGEX.fullmatch(value) or "${" in value:
+        raise ValueError(f"the regex has a character it may not hold (allowed: "
+                         f"{_allowed(_REGEX)}; no backslash: write [.] for a literal dot)")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"the regex does not compile: {exc}") from None
+    return value
+
+
+def _allowed(pattern: re.Pattern[str] | None) -> str:
+    # The character class of the pattern, as written: "A-Za-z0-9\-._~...".
+    return "nothing" if pattern is None else pattern.pattern[1:pattern.pattern.rindex("]")]
+
+
+def redirect_url(value: str) -> str:
+    """An absolute http(s) URL, e.g. ``https://www.example.com/moved``."""
+    if not isinstance(value, str) or not _REDIRECT.fullmatch(value):
+        raise ValueError("must be an absolute http:// or https:// URL of letters, digits "
+                         "and -._~!&()*+,;=:@/? (no spaces, quotes or percent-escapes)")
+    return value
+
+
+def redirect_prefix(value: str) -> str:
+    """A URL prefix for REDIRECT_PREFIX, e.g. ``https://www.example.com``."""
+    return redirect_url(value)

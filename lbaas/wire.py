@@ -73,6 +73,30 @@ class Pool(TypedDict):
     healthmonitor: HealthMonitor | None
 
 
+class L7Rule(TypedDict):
+    id: str
+    type: str                   # c.L7RULE_TYPES
+    compare_type: str           # c.L7RULE_COMPARE_TYPES
+    key: str | None             # the header or cookie name (HEADER, COOKIE only)
+    value: str
+    invert: bool
+    admin_state_up: bool
+
+
+class L7Policy(TypedDict):
+    """Applied in ``position`` order (1 first); the first whose rules all match acts."""
+
+    id: str
+    action: str                 # c.L7POLICY_ACTIONS
+    position: int
+    redirect_pool_id: str | None     # REDIRECT_TO_POOL: a pool of the same load balancer
+    redirect_url: str | None         # REDIRECT_TO_URL
+    redirect_prefix: str | None      # REDIRECT_PREFIX
+    redirect_http_code: int | None   # REDIRECT_TO_URL / REDIRECT_PREFIX: 301, 302, 303, 307, 308
+    admin_state_up: bool
+    rules: list[L7Rule]
+
+
 class Listener(TypedDict):
     id: str
     name: str
@@ -87,6 +111,7 @@ class Listener(TypedDict):
     default_pool_id: str | None
     insert_headers: dict[str, str]
     allowed_cidrs: list[str]
+    l7policies: NotRequired[list[L7Policy]]   # by position; HTTP listeners only
 
 
 class LoadBalancer(TypedDict):

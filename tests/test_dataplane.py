@@ -156,3 +156,38 @@ def test_what_haproxy_cannot_do_is_refused_for_this_provider(cluster: Cluster) -
         algorithm = {"loadbalancer": {"vip_subnet_id": "cluster", "listeners": [{
             "protocol": "UDP", "protocol_port": 53, "default_pool": {"protocol": "UDP", "lb_algorithm": "SOURCE_IP_PORT"}}]}}
         assert client.post("/v2/lbaas/loadbalancers", json=algorithm).status_code == 400
+
+
+def test_l7_policies_route_reject_and_show_in_the_status_tree(cluster: Cluster,
+                                                              backends: list[Backend]) -> None:
+    """Through the API: /api goes to a second pool, /admin is refused, and the status
+    tree shows the policies with their rules."""
+    with cluster.client() as client:
+        lb = create_graph(client, backends[:1], 8107)
+        listener_id = lb["listeners"][0]["id"]
+        api_pool = client.post("/v2/lbaas/pools", json={"pool": {
+            "loadbalancer_id": lb["id"], "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}}).json()["pool"]
+        wait_lb(client, lb["id"])
+        client.post(f"/v2/lbaas/pools/{api_pool['id']}/members", json={"member": {
+            "address": backends[2].address, "protocol_port": backends[2].port}})
+        wait_lb(client, lb["id"])
+        routed = client.post("/v2/lbaas/l7policies", json={"l7policy": {
+            "listener_id": listener_id, "action": "REDIRECT_TO_POOL", "redirect_pool_id": api_pool["id"],
+            "rules": [{"type": "PATH", "compare_type": "STARTS_WITH", "value": "/api"}]}})
+        assert routed.status_code == 201, routed.text
+        wait_lb(client, lb["id"])
+        rejected = client.post("/v2/lbaas/l7policies", json={"l7policy": {
+            "listener_id": listener_id, "action": "REJECT", "position": 1,
+            "rules": [{"type": "PATH", "compare_type": "STARTS_WITH", "value": "/admin"}]}})
+        assert rejected.status_code == 201, rejected.text
+        wait_lb(client, lb["id"])
+        url = vip_url(lb, 8107)
+        assert {fetch(url + "api/x").text for _ in range(3)} == {"b3"}
+        assert {fetch(url).text for _ in range(3)} == {"b1"}
+        assert fetch(url + "admin").status_code == 403
+        policies = tree(client, lb["id"])["listeners"][0]["l7policies"]
+        assert {p["action"] for p in policies} == {"REDIRECT_TO_POOL", "REJECT"}
+        assert all(p["provisioning_status"] == "ACTIVE" and len(p["rules"]) == 1 for p in policies)
+        client.delete(f"/v2/lbaas/l7policies/{rejected.json()['l7policy']['id']}")
+        wait_lb(client, lb["id"])
+        assert fetch(url + "admin").text == "b1"

@@ -17,11 +17,13 @@ from starlette.exceptions import HTTPException
 from lbaas import __version__
 from lbaas.api import errors, limits, openapi, retry
 from lbaas.api.deps import State
-from lbaas.api.routes import agents, healthmonitors, listeners, loadbalancers, members, misc, pools, quotas
+from lbaas.api.routes import (agents, healthmonitors, l7policies, l7rules, listeners, loadbalancers, members,
+                              misc, pools, quotas)
 from lbaas.scheduler import Scheduler
 
 ROUTERS = (loadbalancers.router, listeners.router, pools.router, members.router,
-           healthmonitors.router, quotas.router, misc.router, agents.router)
+           healthmonitors.router, l7policies.router, l7rules.router, quotas.router, misc.router,
+           agents.router)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:

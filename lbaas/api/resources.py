@@ -1,4 +1,4 @@
-"""The five kinds of object, and the reads every kind shares: get and list.
+"""The seven kinds of object, and the reads every kind shares: get and list.
 
 Listing follows Octavia: ``limit``/``marker``/``page_reverse`` keyset
 pagination, ``sort`` or ``sort_key``/``sort_dir``, ``fields``, a filter on
@@ -44,11 +44,14 @@ class Kind:
 LOADBALANCER = Kind("loadbalancer", "loadbalancers", "Load Balancer", m.LoadBalancer,
                     views.loadbalancer, views.related_loadbalancers, "load_balancer")
 LISTENER = Kind("listener", "listeners", "Listener", m.Listener,
-                views.listener, views.related_tags_only, "listener")
+                views.listener, views.related_listeners, "listener")
 POOL = Kind("pool", "pools", "Pool", m.Pool, views.pool, views.related_pools, "pool")
 MEMBER = Kind("member", "members", "Member", m.Member, views.member, views.related_tags_only, "member")
 HEALTHMONITOR = Kind("healthmonitor", "healthmonitors", "Health Monitor", m.HealthMonitor,
                      views.healthmonitor, views.related_tags_only, "health_monitor")
+L7POLICY = Kind("l7policy", "l7policies", "L7 Policy", m.L7Policy, views.l7policy,
+                views.related_l7policies, "l7policy")
+L7RULE = Kind("rule", "rules", "L7 Rule", m.L7Rule, views.l7rule, views.related_tags_only, "l7rule")
 
 # Attribute names in the API that are not plain columns of the same name.
 ALIASES = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id"}

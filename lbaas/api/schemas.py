@@ -49,6 +49,14 @@ PoolProtocol = Literal[c.POOL_PROTOCOLS]  # type: ignore[valid-type]  # values f
 Algorithm = Literal[c.LB_ALGORITHMS]  # type: ignore[valid-type]  # values from constants, see above
 MonitorType = Literal[c.HEALTH_MONITOR_TYPES]  # type: ignore[valid-type]  # values from constants, see above
 HttpMethod = Literal[c.HTTP_METHODS]  # type: ignore[valid-type]  # values from constants, see above
+L7Action = Literal[c.L7POLICY_ACTIONS]  # type: ignore[valid-type]  # values from constants, see above
+RedirectCode = Literal[c.L7POLICY_REDIRECT_CODES]  # type: ignore[valid-type]  # values from constants, see above
+RuleType = Literal[c.L7RULE_TYPES]  # type: ignore[valid-type]  # values from constants, see above
+CompareType = Literal[c.L7RULE_COMPARE_TYPES]  # type: ignore[valid-type]  # values from constants, see above
+# max_length: the widths of the l7policy.redirect_* columns.
+RedirectUrl = Annotated[str, Field(max_length=2048), AfterValidator(validate.redirect_url)]
+RedirectPrefix = Annotated[str, Field(max_length=2048), AfterValidator(validate.redirect_prefix)]
+Position = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Body(BaseModel):
@@ -179,6 +187,71 @@ class PoolUpdate(Body):
     tags: Tags | None = None
 
 
+class L7RuleCreate(Body):
+    """A rule's fields; type, key and value are checked together (``validate.l7_rule``)."""
+
+    type: RuleType
+    compare_type: CompareType
+    key: Annotated[str, Field(max_length=255)] | None = None
+    value: Annotated[str, Field(max_length=1024)]
+    invert: bool = False
+    admin_state_up: bool = True
+    tags: Tags = []
+    project_id: str | None = Field(default=None, max_length=255)
+    tenant_id: str | None = Field(default=None, max_length=255)
+
+    @model_validator(mode="after")
+    def _check(self) -> "L7RuleCreate":
+        self.key, self.value = validate.l7_rule(self.type, self.compare_type, self.key, self.value)
+        return self
+
+
+class L7RuleUpdate(Body):
+    """Checked against the rule's other fields once merged with them (``services.l7rules``)."""
+
+    type: RuleType | None = None
+    compare_type: CompareType | None = None
+    key: Annotated[str, Field(max_length=255)] | None = None
+    value: Annotated[str, Field(max_length=1024)] | None = None
+    invert: bool | None = None
+    admin_state_up: bool | None = None
+    tags: Tags | None = None
+
+
+class L7PolicyUpdate(Body):
+    """Which redirect field an action needs is checked on the merged policy (``services.l7policies``)."""
+
+    name: Name = None
+    description: Name = None
+    admin_state_up: bool | None = None
+    action: L7Action | None = None
+    position: Position | None = None
+    redirect_pool_id: str | None = None
+    redirect_url: RedirectUrl | None = None
+    redirect_prefix: RedirectPrefix | None = None
+    redirect_http_code: RedirectCode | None = None
+    tags: Tags | None = None
+
+
+class L7PolicyCreate(Owned):
+    action: L7Action
+    listener_id: str | None = None
+    position: Position | None = None
+    redirect_pool_id: str | None = None
+    redirect_url: RedirectUrl | None = None
+    redirect_prefix: RedirectPrefix | None = None
+    redirect_http_code: RedirectCode | None = None
+    rules: Annotated[list[L7RuleCreate], Field(max_length=c.MAX_L7RULES_PER_POLICY)] = []
+    # Only in a fully populated load balancer: the pool REDIRECT_TO_POOL sends to.
+    redirect_pool: PoolCreate | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "L7PolicyCreate":
+        if self.redirect_pool is not None and self.redirect_pool_id is not None:
+            raise ValueError("give redirect_pool or redirect_pool_id, not both")
+        return self
+
+
 class ListenerCreate(Owned):
     protocol: ListenerProtocol
     protocol_port: Port
@@ -193,6 +266,7 @@ class ListenerCreate(Owned):
     allowed_cidrs: Cidrs | None = None
     # Only in a fully populated load balancer.
     default_pool: PoolCreate | None = None
+    l7policies: list[L7PolicyCreate] = []
 
     @model_validator(mode="after")
     def _check(self) -> "ListenerCreate":

@@ -79,7 +79,7 @@ def listener(obj: m.Listener, related: dict[str, Any]) -> dict[str, Any]:
         "timeout_tcp_inspect": obj.timeout_tcp_inspect,
         "insert_headers": obj.insert_headers or {},
         "allowed_cidrs": obj.allowed_cidrs,
-        "l7policies": [],
+        "l7policies": _ids(related.get("l7policies", [])),
         "default_tls_container_ref": None,
         "sni_container_refs": [],
         "client_ca_tls_container_ref": None,
@@ -151,6 +151,35 @@ def healthmonitor(obj: m.HealthMonitor, related: dict[str, Any]) -> dict[str, An
     return doc
 
 
+def l7policy(obj: m.L7Policy, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(obj, related)
+    doc.update({
+        "listener_id": obj.listener_id,
+        "action": obj.action,
+        "position": obj.position,
+        "redirect_pool_id": obj.redirect_pool_id,
+        "redirect_url": obj.redirect_url,
+        "redirect_prefix": obj.redirect_prefix,
+        "redirect_http_code": obj.redirect_http_code,
+        "rules": _ids(related.get("rules", [])),
+    })
+    return doc
+
+
+def l7rule(obj: m.L7Rule, related: dict[str, Any]) -> dict[str, Any]:
+    doc = _base(obj, related)
+    for unused in ("name", "description"):  # rules have neither, as in Octavia
+        doc.pop(unused)
+    doc.update({
+        "type": obj.type,
+        "compare_type": obj.compare_type,
+        "key": obj.key,
+        "value": obj.value,
+        "invert": obj.invert,
+    })
+    return doc
+
+
 STAT_KEYS = ("bytes_in", "bytes_out", "active_connections", "total_connections", "request_errors")
 
 
@@ -197,6 +226,17 @@ def related_pools(session: Session, ids: list[str]) -> Related:
     return related
 
 
+def related_listeners(session: Session, ids: list[str]) -> Related:
+    policies = _grouped(session, m.L7Policy.listener_id, m.L7Policy.id, ids,
+                        (m.L7Policy.position, m.L7Policy.created_at, m.L7Policy.id))
+    return _combine(ids, tags(session, ids), l7policies=policies)
+
+
+def related_l7policies(session: Session, ids: list[str]) -> Related:
+    rules = _grouped(session, m.L7Rule.l7policy_id, m.L7Rule.id, ids, (m.L7Rule.created_at, m.L7Rule.id))
+    return _combine(ids, tags(session, ids), rules=rules)
+
+
 def related_tags_only(session: Session, ids: list[str]) -> Related:
     return _combine(ids, tags(session, ids))
 
@@ -236,9 +276,14 @@ def status_tree(lb: m.LoadBalancer, objects: Graph) -> dict[str, Any]:
             doc["health_monitor"] = _statuses(hm, type=hm.type)
         return doc
 
+    def policy_doc(policy: m.L7Policy) -> dict[str, Any]:
+        return _statuses(policy, action=policy.action, rules=[
+            _statuses(r, type=r.type) for r in objects.policy_rules(policy.id)])
+
     used = {x.default_pool_id for x in objects.listeners}
     return _statuses(lb, listeners=[
-        _statuses(x, pools=[pool_doc(pools[x.default_pool_id])] if x.default_pool_id in pools else [])
+        _statuses(x, pools=[pool_doc(pools[x.default_pool_id])] if x.default_pool_id in pools else [],
+                  l7policies=[policy_doc(p) for p in objects.listener_policies(x.id)])
         for x in objects.listeners
     ], pools=[pool_doc(p) for p in objects.pools if p.id not in used])
 
@@ -254,7 +299,7 @@ def created(lb: m.LoadBalancer, objects: Graph, full: bool) -> dict[str, Any]:
                                  "pools": [p.id for p in objects.pools]})
     if not full:
         return document
-    document["listeners"] = [listener(x, {"tags": tags(x)}) for x in objects.listeners]
+    document["listeners"] = [_created_listener(x, objects, tags) for x in objects.listeners]
     pool_docs = []
     for row in objects.pools:
         members = objects.pool_members(row.id)
@@ -267,3 +312,16 @@ def created(lb: m.LoadBalancer, objects: Graph, full: bool) -> dict[str, Any]:
         pool_docs.append(doc)
     document["pools"] = pool_docs
     return document
+
+
+def _created_listener(row: m.Listener, objects: Graph, tags: Callable[[Any], list[str]]) -> dict[str, Any]:
+    """A listener of a fully populated create, with its policies and their rules in full (as Octavia)."""
+    policies = objects.listener_policies(row.id)
+    doc = listener(row, {"tags": tags(row), "l7policies": [p.id for p in policies]})
+    doc["l7policies"] = []
+    for policy in policies:
+        rules = objects.policy_rules(policy.id)
+        policy_doc = l7policy(policy, {"tags": tags(policy), "rules": [r.id for r in rules]})
+        policy_doc["rules"] = [l7rule(r, {"tags": tags(r)}) for r in rules]
+        doc["l7policies"].append(policy_doc)
+    return doc

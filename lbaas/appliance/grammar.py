@@ -28,6 +28,16 @@ _URL = r"/[A-Za-z0-9\-._~!&()*+,;=:@/?]{0,1023}"
 _HOST = r"[A-Za-z0-9.-]{1,253}"
 _COOKIE = r"[A-Za-z0-9_.-]{1,64}"
 _METHOD = r"(?:GET|HEAD|POST|PUT|DELETE|TRACE|OPTIONS|PATCH|CONNECT)"
+# L7 rules and policies, mirroring lbaas.validate's closed forms (which keep their patterns
+# private): a rule value is one word of the regex alphabet (a superset of every rule type's),
+# never holding "${"; a header name an RFC 7230 token without HAProxy's metacharacters.
+_L7_VALUE = r"(?:(?!\$\{)[A-Za-z0-9\-._~!&()*+,;=:@/?^$\[\]{}|<>]){1,1025}"
+_HEADER_NAME = r"[A-Za-z0-9\-_.!*+^|~]{1,64}"
+_L7_FETCH = (rf"(?:req\.hdr\(host\),field\(1,:\) -i|path|req\.hdr\({_HEADER_NAME}\)"
+             rf"|req\.cook\({_COOKIE}\))")
+_REDIRECT = (r"https?://(?:[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+             r"(?:/[A-Za-z0-9\-._~!&()*+,;=:@/?]{0,2000})?")
+_CONDITION = rf"!?rule_{_ID}(?: !?rule_{_ID}){{0,49}}"
 
 _SECTION = re.compile(rf"(global|defaults|frontend listener_{_ID}|backend pool_{_ID})",
                       re.ASCII)
@@ -64,6 +74,10 @@ _FRONTEND = (
     r"option forwardfor",
     r"http-request set-header X-Forwarded-Port %\[dst_port\]",
     r"http-request set-header X-Forwarded-Proto https?",
+    rf"acl rule_{_ID} {_L7_FETCH} -m (?:str|beg|end|sub|reg) -- {_L7_VALUE}",
+    rf"http-request deny deny_status 403 if {_CONDITION}",
+    rf"http-request redirect (?:location|prefix) {_REDIRECT} code 30[12378] if {_CONDITION}",
+    rf"use_backend pool_{_ID} if {_CONDITION}",
 )
 _BACKEND = (
     r"mode (?:http|tcp)",

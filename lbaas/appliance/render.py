@@ -18,7 +18,7 @@ import jinja2
 from lbaas import constants as c
 from lbaas import wire
 from lbaas.appliance import grammar
-from lbaas.appliance.schema import pool_mode
+from lbaas.appliance.schema import pool_mode, pool_users
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -35,6 +35,13 @@ CIDRS_PER_LINE = 32
 _BALANCE = {"ROUND_ROBIN": "roundrobin", "LEAST_CONNECTIONS": "leastconn",
             "SOURCE_IP": "source"}
 _SEND_PROXY = {c.PROTOCOL_PROXY: "send-proxy", c.PROTOCOL_PROXYV2: "send-proxy-v2"}
+# L7 rules: the sample each rule type fetches ("{key}" is the header or cookie name) and the
+# match method of each compare type. A Host header may carry a port: field(1,:) drops it;
+# host names compare case-insensitively.
+_L7_FETCH = {"HOST_NAME": "req.hdr(host),field(1,:) -i", "PATH": "path", "FILE_TYPE": "path",
+             "HEADER": "req.hdr({key})", "COOKIE": "req.cook({key})"}
+_L7_MATCH = {"EQUAL_TO": "str", "STARTS_WITH": "beg", "ENDS_WITH": "end", "CONTAINS": "sub",
+             "REGEX": "reg"}
 
 
 def frontend_name(listener_id: str) -> str:
@@ -45,6 +52,11 @@ def frontend_name(listener_id: str) -> str:
 def backend_name(pool_id: str) -> str:
     """The HAProxy backend of a pool."""
     return f"pool_{pool_id}"
+
+
+def acl_name(rule_id: str) -> str:
+    """The HAProxy ACL of an L7 rule."""
+    return f"rule_{rule_id}"
 
 
 def server_name(member_id: str) -> str:
@@ -185,12 +197,50 @@ def _frontend(desired: wire.LoadBalancer, listener: wire.Listener) -> dict[str, 
         "inspect_delay_ms": listener["timeout_tcp_inspect"],
         "disabled": not (listener["admin_state_up"] and desired["admin_state_up"]),
         "backend": backend_name(pool_id) if pool_id else None,
+        **_l7(listener.get("l7policies", [])),
     }
 
 
+def _l7(policies: list[wire.L7Policy]) -> dict[str, Any]:
+    """The frontend's ``acls`` (one per enabled rule of an enabled policy) and ``policies``
+    (position order, each with its HAProxy ``condition``).
+
+    A policy whose rules are all disabled (or that has none) never matches in Octavia, so
+    nothing of it is rendered; a disabled rule does not take part in its policy's match.
+    """
+    acls: list[dict[str, str]] = []
+    rendered: list[dict[str, Any]] = []
+    for policy in policies:
+        rules = [r for r in policy["rules"] if r["admin_state_up"]]
+        if not (policy["admin_state_up"] and rules):
+            continue
+        acls.extend(_acl(rule) for rule in rules)
+        pool_id = policy["redirect_pool_id"]
+        rendered.append({
+            "action": policy["action"],
+            "backend": backend_name(pool_id) if pool_id else None,
+            "location": policy["redirect_url"] or policy["redirect_prefix"],
+            "code": policy["redirect_http_code"],
+            # ACLs named one after another must all match; "!" inverts one.
+            "condition": " ".join(("!" if r["invert"] else "") + acl_name(r["id"]) for r in rules),
+        })
+    return {"acls": acls, "policies": rendered}
+
+
+def _acl(rule: wire.L7Rule) -> dict[str, str]:
+    value = rule["value"]
+    match = _L7_MATCH[rule["compare_type"]]
+    if rule["type"] == "FILE_TYPE" and rule["compare_type"] == "EQUAL_TO":
+        # "jpg" is the path's extension: compare the end of the path with ".jpg".
+        value, match = f".{value}", "end"
+    return {"name": acl_name(rule["id"]), "fetch": _L7_FETCH[rule["type"]].format(key=rule["key"]),
+            "match": match, "value": value}
+
+
 def _backend(desired: wire.LoadBalancer, pool: wire.Pool) -> dict[str, Any]:
-    listener = next((ln for ln in desired["listeners"]
-                     if ln["default_pool_id"] == pool["id"]), None)
+    # Member timeouts are a listener's: its default listener's, else the first listener's
+    # whose policies redirect to it.
+    listener = next(iter(pool_users(desired, pool["id"])), None)
     persistence: Mapping[str, object] = pool["session_persistence"] or {}
     hm = pool["healthmonitor"]
     monitor = _monitor(hm) if hm and hm["admin_state_up"] else None

@@ -9,8 +9,11 @@ configuration line or keyword.
 Required keys: load balancer ``id``, ``revision``, ``vip_address``, ``listeners``, ``pools``;
 listener ``id``, ``protocol``, ``protocol_port``; pool ``id``, ``protocol``, ``lb_algorithm``;
 member ``id``, ``address``, ``protocol_port``; health monitor ``type``, ``delay``,
-``timeout``, ``max_retries``; session persistence ``type``. Every other key has the Octavia
-default.
+``timeout``, ``max_retries``; session persistence ``type``; L7 policy ``id``, ``action``,
+``position`` and the redirect field its action needs (``redirect_pool_id``, ``redirect_url``
+or ``redirect_prefix``); L7 rule ``id``, ``type``, ``compare_type``, ``value`` (and ``key``
+for HEADER and COOKIE). Every other key has the Octavia default. L7 rule values and
+redirect URLs take the closed forms of ``lbaas.validate``, the same rules as at the API.
 """
 
 import ipaddress
@@ -26,6 +29,12 @@ from lbaas.appliance.errors import InvalidRequest
 # Ids become directory, backend and server names; uuids fit easily. Matched whole and
 # ASCII-only (see lbaas.validate for why).
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+
+# Octavia's limits: policy positions, rules a policy (which also keeps a policy's condition
+# well under HAProxy's 64 words a line) and the redirect code when none is given.
+MAX_POSITION = 2 ** 31 - 1
+
+DEFAULT_REDIRECT_CODE = 302
 
 # Monitors send HTTP/1.0 requests unless 1.1 is asked for (as a string: "1.0" or "1.1").
 HTTP_VERSIONS = ("1.0", "1.1")
@@ -64,10 +73,18 @@ def pool_mode(desired: wire.LoadBalancer, pool: wire.Pool) -> str:
     if pool["protocol"] == c.PROTOCOL_HTTP:
         return "http"
     if pool["protocol"] in (c.PROTOCOL_PROXY, c.PROTOCOL_PROXYV2):
-        users = [ln for ln in desired["listeners"] if ln["default_pool_id"] == pool["id"]]
-        if any(ln["protocol"] == c.PROTOCOL_HTTP for ln in users):
+        if any(ln["protocol"] == c.PROTOCOL_HTTP for ln in pool_users(desired, pool["id"])):
             return "http"
     return "tcp"
+
+
+def pool_users(desired: wire.LoadBalancer, pool_id: str) -> list[wire.Listener]:
+    """The listeners that send traffic to ``pool_id``: the one whose default pool it is
+    first, then those with an L7 policy redirecting to it (enabled or not)."""
+    default = [ln for ln in desired["listeners"] if ln["default_pool_id"] == pool_id]
+    by_policy = [ln for ln in desired["listeners"] if ln not in default and any(
+        p["redirect_pool_id"] == pool_id for p in ln.get("l7policies", []))]
+    return default + by_policy
 
 
 # --- objects ---------------------------------------------------------------------------
@@ -93,7 +110,66 @@ def _listener(item: Any, where: str) -> wire.Listener:
         insert_headers={},  # checked last: which headers are allowed depends on the protocol
     )
     listener["insert_headers"] = _headers(obj, where, listener["protocol"])
+    listener["l7policies"] = _l7policies(obj, where, listener["protocol"])
     return listener
+
+
+def _l7policies(obj: dict, where: str, protocol: str) -> list[wire.L7Policy]:
+    """The listener's policies in position order (positions unique); HTTP listeners only."""
+    policies = [_l7policy(item, f"{where}.l7policies[{i}]")
+                for i, item in enumerate(_list(obj, "l7policies", where, default=[]))]
+    if policies and protocol != c.PROTOCOL_HTTP:
+        raise InvalidRequest(f"{where}.l7policies: only HTTP listeners have L7 policies "
+                             f"on this device, not {protocol}")
+    _unique([p["position"] for p in policies], f"{where}.l7policies position")
+    return sorted(policies, key=lambda p: p["position"])
+
+
+def _l7policy(item: Any, where: str) -> wire.L7Policy:
+    obj = _object(item, where)
+    action = _choice(obj, "action", where, c.L7POLICY_ACTIONS, c.L7POLICY_ACTIONS)
+    redirects = action in ("REDIRECT_TO_URL", "REDIRECT_PREFIX")
+    # Fields of other actions are dropped, as Octavia clears them when the action changes.
+    policy = wire.L7Policy(
+        id=_id(obj, "id", where),
+        action=action,
+        position=_int(obj, "position", where, low=1, high=MAX_POSITION),
+        redirect_pool_id=_id(obj, "redirect_pool_id", where) if action == "REDIRECT_TO_POOL"
+        else None,
+        redirect_url=_closed(obj, "redirect_url", where, closed.redirect_url)
+        if action == "REDIRECT_TO_URL" else None,
+        redirect_prefix=_closed(obj, "redirect_prefix", where, closed.redirect_prefix)
+        if action == "REDIRECT_PREFIX" else None,
+        redirect_http_code=_redirect_code(obj, where) if redirects else None,
+        admin_state_up=_bool(obj, "admin_state_up", where, default=True),
+        rules=[_l7rule(rule, f"{where}.rules[{i}]")
+               for i, rule in enumerate(_list(obj, "rules", where, default=[]))],
+    )
+    if len(policy["rules"]) > c.MAX_L7RULES_PER_POLICY:
+        raise InvalidRequest(f"{where}.rules: at most {c.MAX_L7RULES_PER_POLICY} rules a policy")
+    return policy
+
+
+def _redirect_code(obj: dict, where: str) -> int:
+    code = _int(obj, "redirect_http_code", where, default=DEFAULT_REDIRECT_CODE)
+    if code not in c.L7POLICY_REDIRECT_CODES:
+        raise InvalidRequest(f"{where}.redirect_http_code {code} is not one of "
+                             f"{', '.join(map(str, c.L7POLICY_REDIRECT_CODES))}")
+    return code
+
+
+def _l7rule(item: Any, where: str) -> wire.L7Rule:
+    obj = _object(item, where)
+    kind = _choice(obj, "type", where, c.L7RULE_TYPES, c.L7RULE_TYPES)
+    compare = _choice(obj, "compare_type", where, c.L7RULE_COMPARE_TYPES, c.L7RULE_COMPARE_TYPES)
+    try:
+        key, value = closed.l7_rule(kind, compare, _str(obj, "key", where, default=None),
+                                    _str(obj, "value", where))
+    except ValueError as exc:
+        raise InvalidRequest(f"{where} (key, value): {exc}") from None
+    return wire.L7Rule(id=_id(obj, "id", where), type=kind, compare_type=compare, key=key,
+                       value=value, invert=_bool(obj, "invert", where, default=False),
+                       admin_state_up=_bool(obj, "admin_state_up", where, default=True))
 
 
 def _cidr(value: Any, where: str) -> str:
@@ -209,10 +285,30 @@ def _check_references(lb: wire.LoadBalancer) -> None:
         if pools[pool_id]["protocol"] not in allowed:
             raise InvalidRequest(f"listener {ln['id']} ({ln['protocol']}) cannot use pool "
                                  f"{pool_id} ({pools[pool_id]['protocol']})")
+    _check_policies(lb, pools)
     for pool in lb["pools"]:
         sp = pool["session_persistence"]
         if sp and sp["type"] != "SOURCE_IP" and pool_mode(lb, pool) != "http":
             raise InvalidRequest(f"pool {pool['id']}: {sp['type']} persistence needs an HTTP pool")
+
+
+def _check_policies(lb: wire.LoadBalancer, pools: dict[str, wire.Pool]) -> None:
+    """Policy and rule ids unique (they name ACLs); a redirect pool is a pool of this load
+    balancer that the listener's protocol can forward to."""
+    policies = [(ln, p) for ln in lb["listeners"] for p in ln.get("l7policies", [])]
+    _unique([p["id"] for _, p in policies], "l7policies id")
+    _unique([r["id"] for _, p in policies for r in p["rules"]], "l7policies rules id")
+    for ln, policy in policies:
+        pool_id = policy["redirect_pool_id"]
+        if pool_id is None:
+            continue
+        if pool_id not in pools:
+            raise InvalidRequest(f"l7policy {policy['id']}: redirect_pool_id {pool_id} is not "
+                                 f"in pools")
+        if pools[pool_id]["protocol"] not in c.VALID_LISTENER_POOL_PROTOCOLS[ln["protocol"]]:
+            raise InvalidRequest(f"l7policy {policy['id']}: listener {ln['id']} "
+                                 f"({ln['protocol']}) cannot use pool {pool_id} "
+                                 f"({pools[pool_id]['protocol']})")
 
 
 def _unique(values: list, what: str) -> None:

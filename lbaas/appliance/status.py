@@ -14,6 +14,10 @@ Rules (Octavia's, as far as HAProxy can tell them):
   DEGRADED or ERROR -> DEGRADED.
 
 When HAProxy does not answer at all, everything is OFFLINE and the load balancer ERROR.
+
+L7 policies and rules have no operating status of their own in HAProxy (ACLs and rules are
+not proxies): the status document carries none, and a pool reached only through a policy is
+reported like any other pool.
 """
 
 from typing import cast

@@ -26,18 +26,30 @@ def desired_state(session: Session, lb_id: str) -> wire.DesiredState:
     return wire.Present(
         id=lb.id, project_id=lb.project_id, revision=lb.revision, name=lb.name,
         admin_state_up=lb.admin_state_up, vip_address=lb.vip_address, provider=lb.provider, deleted=False,
-        listeners=[_listener(x, live_pools) for x in live.listeners],
+        listeners=[_listener(x, live_pools, live) for x in live.listeners],
         pools=[_pool(p, live.pool_members(p.id), live.monitors.get(p.id)) for p in live.pools])
 
 
-def _listener(x: m.Listener, live_pools: set[str]) -> wire.Listener:
-    return wire.Listener(
+def _listener(x: m.Listener, live_pools: set[str], live: graph.Graph) -> wire.Listener:
+    listener = wire.Listener(
         id=x.id, name=x.name, protocol=x.protocol, protocol_port=x.protocol_port,
         connection_limit=x.connection_limit, admin_state_up=x.admin_state_up,
         timeout_client_data=x.timeout_client_data, timeout_member_connect=x.timeout_member_connect,
         timeout_member_data=x.timeout_member_data, timeout_tcp_inspect=x.timeout_tcp_inspect,
         default_pool_id=x.default_pool_id if x.default_pool_id in live_pools else None,
         insert_headers=x.insert_headers or {}, allowed_cidrs=x.allowed_cidrs or [])
+    if x.protocol == c.PROTOCOL_HTTP:  # the only listeners that take L7 policies
+        listener["l7policies"] = [_l7policy(p, live.policy_rules(p.id)) for p in live.listener_policies(x.id)]
+    return listener
+
+
+def _l7policy(p: m.L7Policy, rules: list[m.L7Rule]) -> wire.L7Policy:
+    return wire.L7Policy(
+        id=p.id, action=p.action, position=p.position, redirect_pool_id=p.redirect_pool_id,
+        redirect_url=p.redirect_url, redirect_prefix=p.redirect_prefix,
+        redirect_http_code=p.redirect_http_code, admin_state_up=p.admin_state_up,
+        rules=[wire.L7Rule(id=r.id, type=r.type, compare_type=r.compare_type, key=r.key, value=r.value,
+                           invert=r.invert, admin_state_up=r.admin_state_up) for r in rules])
 
 
 def _pool(p: m.Pool, members: list[m.Member], hm: m.HealthMonitor | None) -> wire.Pool:

@@ -61,12 +61,23 @@ def pool_ids(lb_id: str) -> Any:
 def _child_filters(lb_id: str) -> dict[Any, Any]:
     """For each child model, the condition selecting this load balancer's rows."""
     pools = pool_ids(lb_id)
+    policies = l7policy_ids(lb_id)
     return {
         m.Listener: m.Listener.load_balancer_id == lb_id,
         m.Pool: m.Pool.load_balancer_id == lb_id,
         m.Member: m.Member.pool_id.in_(pools),
         m.HealthMonitor: m.HealthMonitor.pool_id.in_(pools),
+        m.L7Policy: m.L7Policy.listener_id.in_(listener_ids(lb_id)),
+        m.L7Rule: m.L7Rule.l7policy_id.in_(policies),
     }
+
+
+def listener_ids(lb_id: str) -> Any:
+    return select(m.Listener.id).where(m.Listener.load_balancer_id == lb_id)
+
+
+def l7policy_ids(lb_id: str) -> Any:
+    return select(m.L7Policy.id).where(m.L7Policy.listener_id.in_(listener_ids(lb_id)))
 
 
 def mark_graph_deleting(session: Session, lb_id: str) -> None:
@@ -94,6 +105,7 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
     if not error and _heals(lb):
         remaining = _activate(session, lb, promote=c.PENDING_STATUSES | {c.ERROR})
         apply_operating(session, lb, _merged(default_operating(session, lb, remaining), operating))
+        _l7_operating(session, remaining)
         LOG.info("load balancer %s revision %s converged again after a device failure", lb.id, lb.revision)
         return "recovered"
     if lb.provisioning_status not in c.PENDING_STATUSES:
@@ -108,6 +120,7 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
         return "deleted"
     remaining = _activate(session, lb)
     apply_operating(session, lb, _merged(default_operating(session, lb, remaining), operating))
+    _l7_operating(session, remaining)
     return "active"
 
 
@@ -140,9 +153,10 @@ def _fail(session: Session, lb: m.LoadBalancer, reason: str, kind: str | None = 
     LOG.warning("load balancer %s revision %s failed: %s", lb.id, lb.revision, reason)
 
 
-# Children first when deleting: members and monitors of a pool that goes too.
-CHILD_ORDER: tuple[type[m.Member | m.HealthMonitor | m.Pool | m.Listener], ...] = (
-    m.Member, m.HealthMonitor, m.Pool, m.Listener)
+# Children first when deleting: members and monitors of a pool that goes too, rules
+# of a policy, policies of a listener.
+CHILD_ORDER: tuple[type[m.Member | m.HealthMonitor | m.Pool | m.Listener | m.L7Policy | m.L7Rule], ...] = (
+    m.L7Rule, m.L7Policy, m.Member, m.HealthMonitor, m.Pool, m.Listener)
 
 
 def _children(session: Session, lb_id: str) -> dict[Any, list[Any]]:
@@ -151,6 +165,7 @@ def _children(session: Session, lb_id: str) -> dict[Any, list[Any]]:
     filters = _child_filters(lb_id)
     parts = []
     for kind, model in enumerate(CHILD_ORDER):
+        # Only a pool's children need their parent: they go when their pool goes.
         parent = model.pool_id if issubclass(model, (m.Member, m.HealthMonitor)) else null()
         parts.append(select(literal(kind).label("kind"), model.id, model.provisioning_status,
                             model.admin_state_up, parent.label("pool_id")).where(filters[model]))
@@ -186,6 +201,13 @@ def _activate(session: Session, lb: m.LoadBalancer,
 
 
 def _delete_rows(session: Session, model: Any, ids: list[str]) -> None:
+    if model is m.Listener:
+        _delete_rows(session, m.L7Policy, list(session.scalars(
+            select(m.L7Policy.id).where(m.L7Policy.listener_id.in_(ids)))))
+    if model is m.L7Policy and ids:
+        rules = list(session.scalars(select(m.L7Rule.id).where(m.L7Rule.l7policy_id.in_(ids))))
+        session.execute(delete(m.Tag).where(m.Tag.resource_id.in_(rules)))
+        session.execute(delete(m.L7Rule).where(m.L7Rule.l7policy_id.in_(ids)))
     if model is m.Pool:
         session.execute(update(m.Listener).where(m.Listener.default_pool_id.in_(ids))
                         .values(default_pool_id=None).execution_options(synchronize_session=False))
@@ -256,4 +278,16 @@ def apply_operating(session: Session, lb: m.LoadBalancer, statuses: wire.Operati
         for status, ids in by_status.items():
             session.execute(update(model).where(filters[model], model.id.in_(ids),
                                                 model.operating_status != status)
+                            .values(operating_status=status).execution_options(synchronize_session=False))
+
+
+def _l7_operating(session: Session, children: dict[Any, list[Any]]) -> None:
+    """L7 policies and rules are ONLINE when up, OFFLINE when not: devices report no
+    figures for them, so the status follows admin_state_up (as Octavia's)."""
+    for model in (m.L7Policy, m.L7Rule):
+        by_status: dict[str, list[str]] = {}
+        for ident, _status, is_up, _parent in children[model]:
+            by_status.setdefault(c.ONLINE if is_up else c.OFFLINE, []).append(ident)
+        for status, ids in by_status.items():
+            session.execute(update(model).where(model.id.in_(ids), model.operating_status != status)
                             .values(operating_status=status).execution_options(synchronize_session=False))

@@ -159,6 +159,45 @@ class HealthMonitor(ProvisionedMixin, Base):
     )
 
 
+class L7Policy(ProvisionedMixin, Base):
+    """A listener's policy; ``position`` runs 1..n per listener without gaps (the API keeps it so)."""
+
+    __tablename__ = "l7policy"
+    listener_id: Mapped[str] = mapped_column(ID, ForeignKey("listener.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(Integer)
+    # No foreign key, as listener.default_pool_id: a pool in use here cannot be deleted (409).
+    redirect_pool_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    redirect_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    redirect_prefix: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    redirect_http_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (
+        Index("ix_l7policy_listener", "listener_id", "position"),
+        Index("ix_l7policy_redirect_pool", "redirect_pool_id"),
+        Index("ix_l7policy_project_created", "project_id", "created_at", "id"),
+        Index("ix_l7policy_created", "created_at", "id"),
+    )
+
+
+class L7Rule(ProvisionedMixin, Base):
+    """One condition of a policy (its name and description are unused, as in Octavia)."""
+
+    __tablename__ = "l7rule"
+    l7policy_id: Mapped[str] = mapped_column(ID, ForeignKey("l7policy.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(32))
+    compare_type: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    value: Mapped[str] = mapped_column(String(1024))
+    invert: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_l7rule_policy", "l7policy_id"),
+        Index("ix_l7rule_project_created", "project_id", "created_at", "id"),
+        Index("ix_l7rule_created", "created_at", "id"),
+    )
+
+
 class Tag(Base):
     """One tag of one object; kept apart so tag filters use an index."""
 
@@ -177,6 +216,8 @@ class Quota(Base):
     pool: Mapped[int | None] = mapped_column(Integer, nullable=True)
     member: Mapped[int | None] = mapped_column(Integer, nullable=True)
     health_monitor: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    l7policy: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    l7rule: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Agent(Base):

@@ -19,9 +19,10 @@ from lbaas.errors import BadRequest, Conflict
 from lbaas.services import Services
 
 
-def _common(body: s.Owned, project_id: str) -> dict[str, Any]:
-    return {"id": m.new_id(), "project_id": project_id, "name": body.name or "",
-            "description": body.description or "", "admin_state_up": body.admin_state_up,
+def _common(body: s.Owned | s.L7RuleCreate, project_id: str) -> dict[str, Any]:
+    # Rules have no name or description (as in Octavia): their columns stay empty.
+    return {"id": m.new_id(), "project_id": project_id, "name": getattr(body, "name", None) or "",
+            "description": getattr(body, "description", None) or "", "admin_state_up": body.admin_state_up,
             "provisioning_status": c.PENDING_CREATE, "operating_status": c.OFFLINE,
             "created_at": m.utcnow()}
 
@@ -52,7 +53,7 @@ def listener(services: Services, provider: Provider, body: s.ListenerCreate, lb:
              project_id: str) -> m.Listener:
     body.insert_headers = check_listener_extras(body.insert_headers, body.allowed_cidrs,
                                                 body.protocol, lb.vip_address)
-    fields = body.model_dump(exclude={"default_pool", "tags"})
+    fields = body.model_dump(exclude={"default_pool", "l7policies", "tags"})
     services.validate(provider, "listener", fields)
     return _tagged(m.Listener(
         **_common(body, project_id), load_balancer_id=lb.id, protocol=body.protocol,
@@ -161,3 +162,84 @@ def pool_graph(session: Session, services: Services, provider: Provider, body: s
     if body.healthmonitor is not None:
         rows.append(healthmonitor(services, provider, body.healthmonitor, row.id, project_id))
     return row, rows
+
+
+# --- L7 policies and rules -----------------------------------------------------
+
+# The field each action needs; the other redirect fields are cleared, as Octavia does.
+REDIRECT_FIELDS = {"REDIRECT_TO_POOL": "redirect_pool_id", "REDIRECT_TO_URL": "redirect_url",
+                   "REDIRECT_PREFIX": "redirect_prefix", "REJECT": None}
+DEFAULT_REDIRECT_CODE = 302
+
+
+def check_l7_listener(listener_row: m.Listener) -> None:
+    if listener_row.protocol != c.PROTOCOL_HTTP:
+        raise BadRequest(f"L7 policies are only supported on HTTP listeners; listener {listener_row.id} "
+                         f"is {listener_row.protocol}.")
+
+
+def settle_redirect(session: Session, policy: m.L7Policy, listener_row: m.Listener) -> None:
+    """Make a policy's redirect fields fit its action (create and update alike):
+    BadRequest when the action's field is missing or names an unusable pool."""
+    needed = REDIRECT_FIELDS[policy.action]
+    if needed is not None and not getattr(policy, needed):
+        raise BadRequest(f"Invalid input for l7policy: {policy.action} requires {needed}.")
+    for field in ("redirect_pool_id", "redirect_url", "redirect_prefix"):
+        if field != needed:
+            setattr(policy, field, None)
+    if policy.action in ("REDIRECT_TO_URL", "REDIRECT_PREFIX"):
+        policy.redirect_http_code = policy.redirect_http_code or DEFAULT_REDIRECT_CODE
+    else:
+        policy.redirect_http_code = None
+    if policy.redirect_pool_id is not None:
+        _check_redirect_pool(session, policy.redirect_pool_id, listener_row)
+
+
+def _check_redirect_pool(session: Session, pool_id: str, listener_row: m.Listener) -> None:
+    pool_row = session.get(m.Pool, pool_id)
+    if pool_row is None or pool_row.load_balancer_id != listener_row.load_balancer_id or \
+            pool_row.provisioning_status == c.PENDING_DELETE:
+        raise BadRequest(f"Invalid input for l7policy.redirect_pool_id: pool {pool_id} not found on "
+                         f"load balancer {listener_row.load_balancer_id}.")
+    check_protocols(listener_row.protocol, pool_row.protocol)
+
+
+def l7rule(services: Services, provider: Provider, body: s.L7RuleCreate, policy_id: str,
+           project_id: str) -> m.L7Rule:
+    services.validate(provider, "l7rule", body.model_dump(exclude={"tags"}))
+    row = m.L7Rule(**_common(body, project_id), l7policy_id=policy_id, type=body.type,
+                   compare_type=body.compare_type, key=body.key, value=body.value, invert=body.invert)
+    return _tagged(row, body.tags)
+
+
+def l7policy_graph(session: Session, services: Services, provider: Provider, body: s.L7PolicyCreate,
+                   listener_row: m.Listener, project_id: str) -> tuple[m.L7Policy, list[Any]]:
+    """A policy with its rules (and, in a fully populated create, its redirect pool's graph),
+    not yet added, in the order to add them; ``position`` as given, for the caller to settle
+    (``positions``)."""
+    check_l7_listener(listener_row)
+    services.validate(provider, "l7policy", body.model_dump(exclude={"rules", "redirect_pool", "tags"}))
+    rows: list[Any] = []
+    pool_id = body.redirect_pool_id
+    if body.redirect_pool is not None:
+        check_protocols(listener_row.protocol, body.redirect_pool.protocol)
+        pool_row, rows = pool_graph(session, services, provider, body.redirect_pool,
+                                    listener_row.load_balancer_id, project_id)
+        pool_id = pool_row.id
+    policy = m.L7Policy(**_common(body, project_id), listener_id=listener_row.id, action=body.action,
+                        position=body.position,
+                        redirect_pool_id=pool_id, redirect_url=body.redirect_url,
+                        redirect_prefix=body.redirect_prefix, redirect_http_code=body.redirect_http_code)
+    if body.redirect_pool is None:
+        settle_redirect(session, policy, listener_row)
+    else:  # the pool is in hand, not in the database yet
+        _settle_new_pool(policy)
+    rules = [l7rule(services, provider, rule, policy.id, project_id) for rule in body.rules]
+    return _tagged(policy, body.tags), rows + [policy] + rules
+
+
+def _settle_new_pool(policy: m.L7Policy) -> None:
+    if policy.action != "REDIRECT_TO_POOL":
+        raise BadRequest("Invalid input for l7policy: redirect_pool is only valid with REDIRECT_TO_POOL.")
+    policy.redirect_url = policy.redirect_prefix = None
+    policy.redirect_http_code = None

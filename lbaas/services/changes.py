@@ -24,8 +24,8 @@ from lbaas.api.auth import Context
 from lbaas.api.resources import Kind
 from lbaas.db import lifecycle
 from lbaas.db import models as m
-from lbaas.errors import BadRequest
-from lbaas.services import Services, quotas
+from lbaas.errors import BadRequest, Conflict
+from lbaas.services import Services, positions, quotas
 
 # What a null in an update body sets a field to, where the column holds no null.
 CLEARED_TO: dict[str, Any] = {"name": "", "description": "", "insert_headers": {}}
@@ -67,10 +67,17 @@ def change(services: Services, ctx: Context, lb_id: str,
 
 
 def loadbalancer_of(session: Session, kind: Kind, obj: Any) -> str:
+    # The parent is there (foreign key) unless a delete raced us: then None, which the
+    # change's test-and-set answers with NotFound.
     if kind.model in (m.Member, m.HealthMonitor):
-        # The pool is there (foreign key) unless a delete raced us: then None, which the
-        # change's test-and-set answers with NotFound.
         return cast(str, session.scalar(select(m.Pool.load_balancer_id).where(m.Pool.id == obj.pool_id)))
+    if kind.model is m.L7Policy:
+        return cast(str, session.scalar(select(m.Listener.load_balancer_id)
+                                        .where(m.Listener.id == obj.listener_id)))
+    if kind.model is m.L7Rule:
+        return cast(str, session.scalar(
+            select(m.Listener.load_balancer_id).join(m.L7Policy, m.L7Policy.listener_id == m.Listener.id)
+            .where(m.L7Policy.id == obj.l7policy_id)))
     return obj.load_balancer_id
 
 
@@ -118,17 +125,35 @@ def delete_child(services: Services, ctx: Context, kind: Kind, ident: str) -> No
     with change(services, ctx, lb_id) as (session, _lb):
         obj = resources.get(session, kind, ident, ctx)
         obj.provisioning_status = c.PENDING_DELETE
-        _cascade_pool_delete(session, obj)
+        _cascade_delete(session, obj)
 
 
-def _cascade_pool_delete(session: Session, obj: Any) -> None:
-    """A pool takes its members and monitor with it."""
-    if not isinstance(obj, m.Pool):
-        return
-    for member in session.scalars(select(m.Member).where(m.Member.pool_id == obj.id)):
-        member.provisioning_status = c.PENDING_DELETE
-    for monitor in session.scalars(select(m.HealthMonitor).where(m.HealthMonitor.pool_id == obj.id)):
-        monitor.provisioning_status = c.PENDING_DELETE
+def _cascade_delete(session: Session, obj: Any) -> None:
+    """A pool takes its members and monitor with it (refused while an L7 policy redirects
+    to it, as Octavia); a listener its L7 policies; a policy its rules, closing its gap."""
+    if isinstance(obj, m.Pool):
+        _refuse_redirect_target(session, obj.id)
+        _mark_deleting(session, m.Member, m.Member.pool_id == obj.id)
+        _mark_deleting(session, m.HealthMonitor, m.HealthMonitor.pool_id == obj.id)
+    elif isinstance(obj, m.Listener):
+        policies = select(m.L7Policy.id).where(m.L7Policy.listener_id == obj.id)
+        _mark_deleting(session, m.L7Rule, m.L7Rule.l7policy_id.in_(policies))
+        _mark_deleting(session, m.L7Policy, m.L7Policy.listener_id == obj.id)
+    elif isinstance(obj, m.L7Policy):
+        _mark_deleting(session, m.L7Rule, m.L7Rule.l7policy_id == obj.id)
+        positions.arrange(session, obj.listener_id)
+
+
+def _mark_deleting(session: Session, model: Any, where: Any) -> None:
+    for row in session.scalars(select(model).where(where)):
+        row.provisioning_status = c.PENDING_DELETE
+
+
+def _refuse_redirect_target(session: Session, pool_id: str) -> None:
+    policy = session.scalar(select(m.L7Policy.id).where(
+        m.L7Policy.redirect_pool_id == pool_id, m.L7Policy.provisioning_status != c.PENDING_DELETE).limit(1))
+    if policy is not None:
+        raise Conflict(f"Pool {pool_id} is in use by L7 policy {policy}; change or delete the policy first.")
 
 
 def set_fields(obj: Any, body: Any, skip: tuple[str, ...] = ("tags",)) -> None:

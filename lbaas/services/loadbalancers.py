@@ -18,7 +18,7 @@ from lbaas.controller.provider import Provider
 from lbaas.db import graph, lifecycle
 from lbaas.db import models as m
 from lbaas.errors import BadRequest, Conflict
-from lbaas.services import Services, build, changes, quotas
+from lbaas.services import Services, build, changes, positions, quotas
 
 
 def create(services: Services, ctx: Context, body: s.LoadBalancerCreate) -> tuple[m.LoadBalancer, graph.Graph]:
@@ -73,7 +73,23 @@ def _listener_rows(session: Session, services: Services, provider: Provider, bod
         build.check_protocols(body.protocol, body.default_pool.protocol)
         pool, rows = build.pool_graph(session, services, provider, body.default_pool, lb.id, project_id)
         listener.default_pool_id = pool.id
-    return rows + [listener]
+    return rows + [listener] + _policy_rows(session, services, provider, body, listener, project_id)
+
+
+def _policy_rows(session: Session, services: Services, provider: Provider, body: s.ListenerCreate,
+                 listener: m.Listener, project_id: str) -> list[Any]:
+    """The L7 policies of a new listener with their rules (and redirect pools), numbered 1..n."""
+    rows: list[Any] = []
+    policies: list[m.L7Policy] = []
+    for policy_body in body.l7policies:
+        if policy_body.redirect_pool_id is not None:
+            raise BadRequest("In a fully populated load balancer, give the L7 policy's redirect_pool, "
+                             "not redirect_pool_id.")
+        policy, made = build.l7policy_graph(session, services, provider, policy_body, listener, project_id)
+        policies.append(policy)
+        rows += made
+    positions.number(policies)
+    return rows
 
 
 def update(services: Services, ctx: Context, lb_id: str, body: s.LoadBalancerUpdate) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from lbaas.services import Services
 
 # Quota column -> the model it counts.
 KINDS: dict[str, Any] = {"load_balancer": m.LoadBalancer, "listener": m.Listener, "pool": m.Pool,
-                         "member": m.Member, "health_monitor": m.HealthMonitor}
+                         "member": m.Member, "health_monitor": m.HealthMonitor,
+                         "l7policy": m.L7Policy, "l7rule": m.L7Rule}
 
 Limits = dict[str, int]
 

@@ -279,3 +279,43 @@ def test_openstacksdk_discovers_the_api_with_auth_type_none(temp_database: Any, 
 def test_versions_document_needs_no_token_but_the_api_does(server: Api) -> None:
     assert server.client.get("/").status_code == 200
     assert server.client.get("/v2/lbaas/loadbalancers").status_code == 401
+
+
+def test_openstack_cli_drives_l7_policies_and_rules(server: Api, tmp_path: Path) -> None:
+    """The issue's acceptance commands, unchanged, plus list, show, set and delete."""
+    cli = Cli(tmp_path, server.url, server.tokens["admin"])
+    lb_id = cli.json("create", "--vip-subnet-id", "test-subnet", "--name", "cli-l7", "--wait")["id"]
+    listener = cli.json("listener", "create", "--name", "l7-listener", "--protocol", "HTTP",
+                        "--protocol-port", "80", "--wait", lb_id)
+    pool = cli.json("pool", "create", "--name", "l7-api-pool", "--protocol", "HTTP", "--lb-algorithm",
+                    "ROUND_ROBIN", "--loadbalancer", lb_id, "--wait")
+
+    policy = cli.json("l7policy", "create", "--action", "REDIRECT_TO_POOL", "--redirect-pool", "l7-api-pool",
+                      "--name", "to-api", "--wait", "l7-listener")
+    assert (policy["action"], policy["redirect_pool_id"], policy["position"], policy["listener_id"],
+            policy["provisioning_status"]) == ("REDIRECT_TO_POOL", pool["id"], 1, listener["id"], "ACTIVE")
+    rule = cli.json("l7rule", "create", "--compare-type", "STARTS_WITH", "--type", "PATH", "--value", "/api",
+                    "--wait", policy["id"])
+    assert (rule["type"], rule["compare_type"], rule["value"], rule["invert"], rule["provisioning_status"]) == \
+        ("PATH", "STARTS_WITH", "/api", False, "ACTIVE")
+
+    assert [(x["id"], x["action"]) for x in cli.json("l7policy", "list", "--listener", "l7-listener")] == \
+        [(policy["id"], "REDIRECT_TO_POOL")]
+    assert [(x["id"], x["value"]) for x in cli.json("l7rule", "list", "to-api")] == [(rule["id"], "/api")]
+    shown = cli.json("l7policy", "show", "to-api")
+    assert (shown["id"], shown["rules"]) == (policy["id"], [{"id": rule["id"]}])
+    assert cli.json("l7rule", "show", "to-api", rule["id"])["compare_type"] == "STARTS_WITH"
+    cli.ok("l7policy", "set", "--action", "REDIRECT_TO_URL", "--redirect-url", "https://example.com/",
+           "--wait", "to-api")
+    moved = cli.json("l7policy", "show", "to-api")
+    assert (moved["action"], moved["redirect_url"], moved["redirect_pool_id"], moved["redirect_http_code"]) == \
+        ("REDIRECT_TO_URL", "https://example.com/", None, 302)
+    tree = json.loads(cli.ok("status", "show", lb_id))["loadbalancer"]
+    [tree_policy] = tree["listeners"][0]["l7policies"]
+    assert (tree_policy["id"], [r["id"] for r in tree_policy["rules"]]) == (policy["id"], [rule["id"]])
+
+    cli.ok("l7rule", "delete", "--wait", "to-api", rule["id"])
+    assert cli.json("l7rule", "list", "to-api") == []
+    cli.ok("l7policy", "delete", "--wait", "to-api")
+    assert policy["id"] not in [x["id"] for x in cli.json("l7policy", "list")]
+    cli.ok("delete", "--cascade", "--wait", lb_id)

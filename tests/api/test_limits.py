@@ -122,6 +122,8 @@ TABLES: dict[type[BaseModel], Any] = {
     s.PoolCreate: m.Pool, s.PoolUpdate: m.Pool,
     s.MemberCreate: m.Member, s.MemberFields: m.Member, s.MemberUpdate: m.Member,
     s.HealthMonitorCreate: m.HealthMonitor, s.HealthMonitorUpdate: m.HealthMonitor,
+    s.L7PolicyCreate: m.L7Policy, s.L7PolicyUpdate: m.L7Policy,
+    s.L7RuleCreate: m.L7Rule, s.L7RuleUpdate: m.L7Rule,
     s.QuotaUpdate: m.Quota,
 }
 # Body fields stored in a column of another name.
@@ -129,7 +131,7 @@ COLUMN_OF = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id", "
              "loadbalancer": "load_balancer"}
 # String fields that are never stored as given: ids of objects looked up first (an unknown one
 # is a 4xx), values kept in JSON columns, values the API ignores.
-NOT_STORED = {"listener_id", "loadbalancer_id", "pool_id", "default_pool_id", "vip_qos_policy_id",
+NOT_STORED = {"listener_id", "loadbalancer_id", "pool_id", "default_pool_id", "vip_qos_policy_id", "redirect_pool_id",
               "insert_headers", "allowed_cidrs", "session_persistence"}
 # Fields a validator bounds rather than max_length: a value one past the column must fail.
 TOO_LONG = {
@@ -195,7 +197,9 @@ def test_integer_fields_fit_their_columns(model: type[BaseModel]) -> None:
         options = [o for o in properties[name].get("anyOf", [properties[name]]) if o.get("type") == "integer"]
         assert options, f"{model.__name__}.{name}"
         for option in options:
-            assert -INT_MAX - 1 <= option.get("minimum", -2**63) and option.get("maximum", 2**63) <= INT_MAX, \
+            low, high = (min(option["enum"]), max(option["enum"])) if "enum" in option else \
+                (option.get("minimum", -2**63), option.get("maximum", 2**63))
+            assert -INT_MAX - 1 <= low and high <= INT_MAX, \
                 f"{model.__name__}.{name} is not bounded to the column's 32 bits: {option}"
 
 

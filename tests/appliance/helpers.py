@@ -172,10 +172,11 @@ def url_of(desired: dict, scheme: str = "http") -> str:
 
 
 def fetch(url: str, source: str | None = None, cookie: str | None = None,
-          timeout: float = 5.0) -> httpx.Response:
-    """One GET on a fresh connection (optionally from loopback address ``source``)."""
+          timeout: float = 5.0, headers: dict[str, str] | None = None) -> httpx.Response:
+    """One GET on a fresh connection (optionally from loopback address ``source``), with
+    extra ``headers``; redirects are not followed."""
     transport = httpx.HTTPTransport(local_address=source, verify=False)
-    headers = {"Connection": "close"}
+    headers = {"Connection": "close", **(headers or {})}
     if cookie:
         headers["Cookie"] = cookie
     with httpx.Client(transport=transport, timeout=timeout) as client:

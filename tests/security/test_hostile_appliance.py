@@ -69,7 +69,8 @@ def baseline(address: str, port: int) -> dict[str, Any]:
             "connection_limit": 100, "admin_state_up": True, "timeout_client_data": 50000,
             "timeout_member_connect": 5000, "timeout_member_data": 50000,
             "timeout_tcp_inspect": 0, "default_pool_id": "pool-base",
-            "insert_headers": {"X-Forwarded-For": "true"}, "allowed_cidrs": ["127.0.0.0/8"]}],
+            "insert_headers": {"X-Forwarded-For": "true"}, "allowed_cidrs": ["127.0.0.0/8"],
+            "l7policies": _baseline_policies()}],
         "pools": [{
             "id": "pool-base", "name": "", "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
             "admin_state_up": True,
@@ -78,10 +79,41 @@ def baseline(address: str, port: int) -> dict[str, Any]:
     }
 
 
+def _rule(ident: str, kind: str, compare: str, value: str, key: str | None = None) -> dict:
+    return {"id": ident, "type": kind, "compare_type": compare, "key": key, "value": value,
+            "invert": False, "admin_state_up": True}
+
+
+def _baseline_policies() -> list[dict[str, Any]]:
+    """One L7 policy of each action, with every rule type and a key of each kind."""
+    none = {"redirect_pool_id": None, "redirect_url": None, "redirect_prefix": None,
+            "redirect_http_code": None, "admin_state_up": True}
+    return [
+        {**none, "id": "pol-pool", "action": "REDIRECT_TO_POOL", "position": 1,
+         "redirect_pool_id": "pool-base", "rules": [
+             _rule("rule-host", "HOST_NAME", "EQUAL_TO", "example.com"),
+             _rule("rule-header", "HEADER", "CONTAINS", "prod", key="X-Env"),
+             _rule("rule-cookie", "COOKIE", "STARTS_WITH", "choc", key="flavour")]},
+        {**none, "id": "pol-url", "action": "REDIRECT_TO_URL", "position": 2,
+         "redirect_url": "https://example.com/moved", "redirect_http_code": 301, "rules": [
+             _rule("rule-path", "PATH", "STARTS_WITH", "/api"),
+             _rule("rule-file", "FILE_TYPE", "EQUAL_TO", "jpg")]},
+        {**none, "id": "pol-prefix", "action": "REDIRECT_PREFIX", "position": 3,
+         "redirect_prefix": "https://example.com", "redirect_http_code": 302, "rules": [
+             _rule("rule-regex", "PATH", "REGEX", "^/v[0-9]+/")]},
+        {**none, "id": "pol-reject", "action": "REJECT", "position": 4, "rules": [
+             _rule("rule-end", "PATH", "ENDS_WITH", ".php")]},
+    ]
+
+
 # --- the fields under attack ----------------------------------------------------------
 
 LISTENER, POOL = ("listeners", 0), ("pools", 0)
 MEMBER, MONITOR = (*POOL, "members", 0), (*POOL, "healthmonitor")
+L7 = (*LISTENER, "l7policies")
+L7_RULE_FIELDS = [((*L7, 0, "rules", 0), "example.com"), ((*L7, 0, "rules", 1), "prod"),
+                  ((*L7, 0, "rules", 2), "choc"), ((*L7, 1, "rules", 0), "/api"),
+                  ((*L7, 1, "rules", 1), "jpg"), ((*L7, 2, "rules", 0), "^/v[0-9]+/")]
 # (path in the document, role, base of the string forms, extra value set)
 STRING_FIELDS: list[tuple[tuple, str, str, str]] = [
     (("id",), CONFIG, "lb-hostile", ""),
@@ -106,6 +138,17 @@ STRING_FIELDS: list[tuple[tuple, str, str, str]] = [
     ((*MONITOR, "expected_codes"), CONFIG, "200", ""),
     ((*MONITOR, "http_version"), CONFIG, "1.1", ""),
     ((*MONITOR, "domain_name"), CONFIG, "example.com", ""),
+    ((*L7, 0, "id"), CONFIG, "pol-pool", ""),
+    ((*L7, 0, "action"), CONFIG, "REDIRECT_TO_POOL", ""),
+    ((*L7, 0, "redirect_pool_id"), CONFIG, "pool-base", ""),
+    ((*L7, 1, "redirect_url"), CONFIG, "https://example.com/moved", ""),
+    ((*L7, 2, "redirect_prefix"), CONFIG, "https://example.com", ""),
+    ((*L7, 0, "rules", 0, "id"), CONFIG, "rule-host", ""),
+    ((*L7, 0, "rules", 0, "type"), CONFIG, "HOST_NAME", ""),
+    ((*L7, 0, "rules", 0, "compare_type"), CONFIG, "EQUAL_TO", ""),
+    ((*L7, 0, "rules", 1, "key"), CONFIG, "X-Env", ""),
+    ((*L7, 0, "rules", 2, "key"), CONFIG, "flavour", ""),
+    *[((*rule, "value"), CONFIG, value, "") for rule, value in L7_RULE_FIELDS],
     (("name",), FREE, "hostile", ""),
     (("project_id",), FREE, "hostile", ""),
     ((*LISTENER, "name"), FREE, "hostile", ""),
@@ -127,6 +170,8 @@ NUMBER_FIELDS: list[tuple[tuple, int, int]] = [
     ((*MONITOR, "timeout"), 1, 30),    # the monitor's delay is 30
     ((*MONITOR, "max_retries"), 1, 10),
     ((*MONITOR, "max_retries_down"), 1, 10),
+    ((*L7, 3, "position"), 1, 2 ** 31 - 1),  # the last policy: no duplicate position
+    ((*L7, 1, "redirect_http_code"), 301, 308),  # no hostile integer is 302..307
 ]
 
 
@@ -368,6 +413,8 @@ _IP = rf"(?:{_IP4}|{_IP6})"
 _EP = rf"(?:{_IP4}|ipv6@{_IP6}):[0-9]{{1,5}}"
 _FILE = r"/[A-Za-z0-9_./-]+"
 _URL = r"/[A-Za-z0-9\-._~!&()*+,;=:@/?]*"
+_WORD = r"(?:(?![\"'\\#%])[\x21-\x7e])+"
+_CONDITION = rf"!?rule_{_ID}(?: !?rule_{_ID})*"
 SECTION = re.compile(rf"global|defaults|frontend listener_{_ID}|backend pool_{_ID}", re.ASCII)
 COMMENT = re.compile(r"(?: {4})?# [\x20-\x7e]*", re.ASCII)
 GRAMMAR = {
@@ -386,7 +433,13 @@ GRAMMAR = {
         r"tcp-request connection reject if !allowed_cidr", r"option forwardfor",
         # The one sample fetch the template writes itself; no tenant value is in it.
         r"http-request set-header X-Forwarded-Port %\[dst_port\]",
-        r"http-request set-header X-Forwarded-Proto https?"],
+        r"http-request set-header X-Forwarded-Proto https?",
+        # L7 rules and policies: one word of no quote, backslash, '#' or '%' per value.
+        (rf"acl rule_{_ID} (?:req\.hdr\(host\),field\(1,:\) -i|path"
+         rf"|req\.(?:hdr|cook)\([A-Za-z0-9!*+^|~._-]+\)) -m (?:str|beg|end|sub|reg) -- {_WORD}"),
+        rf"http-request deny deny_status 403 if {_CONDITION}",
+        rf"http-request redirect (?:location|prefix) https?://{_WORD} code 30[12378] if {_CONDITION}",
+        rf"use_backend pool_{_ID} if {_CONDITION}"],
     "backend": [
         r"mode (?:http|tcp)", r"balance (?:roundrobin|leastconn|source)", r"hash-type consistent",
         rf"timeout (?:connect|server) {_N}ms", rf"timeout check {_N}s", r"disabled",
@@ -512,6 +565,51 @@ def listeners(draw: st.DrawFn, listener_id: str, port: int, pool_id: str | None,
             "insert_headers": headers, "allowed_cidrs": draw(st.lists(cidr, max_size=3))}
 
 
+_RULE_VALUES = {
+    "HOST_NAME": st.from_regex(r"[A-Za-z0-9.*-]{1,40}", fullmatch=True),
+    "PATH": st.from_regex(r"[A-Za-z0-9\-._~!&()*+,;=:@/?]{1,40}", fullmatch=True),
+    "FILE_TYPE": st.from_regex(r"[A-Za-z0-9_-]{1,20}", fullmatch=True),
+    "HEADER": st.from_regex(r"[A-Za-z0-9\-._~!&()*+,;=:@/?<>|^]{1,40}", fullmatch=True),
+    "COOKIE": st.from_regex(r"[A-Za-z0-9\-._~!&()*+,:@/?=]{1,40}", fullmatch=True),
+}
+regexes = st.sampled_from(["^/api$", "[.](jpg|png)$", "^[a-z]{2,}[0-9]*", "x|y", "(?i)a+b?"])
+redirects = st.from_regex(r"https?://[a-z0-9.-]{1,30}(:[0-9]{1,5})?(/[A-Za-z0-9\-._~!&()*+,;=:@/?]"
+                          r"{0,30})?", fullmatch=True)
+header_names = st.from_regex(r"[A-Za-z0-9\-_.!*+^|~]{1,20}", fullmatch=True)
+
+
+@st.composite
+def l7rules(draw: st.DrawFn, rule_id: str) -> dict[str, Any]:
+    kind = draw(st.sampled_from(c.L7RULE_TYPES))
+    compares = ("EQUAL_TO", "REGEX") if kind == "FILE_TYPE" else c.L7RULE_COMPARE_TYPES
+    compare = draw(st.sampled_from(compares))
+    key = {"HEADER": header_names, "COOKIE": cookies}.get(kind, st.none())
+    return {"id": rule_id, "type": kind, "compare_type": compare, "key": draw(key),
+            "value": draw(regexes if compare == "REGEX" else _RULE_VALUES[kind]),
+            "invert": draw(st.booleans()), "admin_state_up": draw(st.booleans())}
+
+
+@st.composite
+def l7policies(draw: st.DrawFn, listener_id: str, pool_id: str | None) -> list[dict[str, Any]]:
+    """Up to 4 policies (ids derived from the listener's, so unique); REDIRECT_TO_POOL only
+    towards the listener's own (compatible) default pool."""
+    actions = [a for a in c.L7POLICY_ACTIONS if pool_id or a != "REDIRECT_TO_POOL"]
+    out = []
+    for i in range(draw(st.integers(0, 4))):
+        action = draw(st.sampled_from(actions))
+        redirects_to = draw(redirects) if action.startswith("REDIRECT_") else None
+        out.append({
+            "id": f"{listener_id}-p{i}", "action": action, "position": i + 1,
+            "redirect_pool_id": pool_id if action == "REDIRECT_TO_POOL" else None,
+            "redirect_url": redirects_to if action == "REDIRECT_TO_URL" else None,
+            "redirect_prefix": redirects_to if action == "REDIRECT_PREFIX" else None,
+            "redirect_http_code": draw(st.sampled_from(c.L7POLICY_REDIRECT_CODES)),
+            "admin_state_up": draw(st.booleans()),
+            "rules": [draw(l7rules(f"{listener_id}-p{i}-r{j}"))
+                      for j in range(draw(st.integers(0, 3)))]})
+    return out
+
+
 @st.composite
 def documents(draw: st.DrawFn) -> dict[str, Any]:
     version = draw(st.sampled_from([4, 6]))
@@ -523,6 +621,9 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     listener_list = [draw(listeners(object_ids[0], ports[0], object_ids[2] if attached else None,
                                     cidr)),
                      draw(listeners(object_ids[1], ports[1], None, cidr))]
+    if listener_list[0]["protocol"] == "HTTP":
+        listener_list[0]["l7policies"] = draw(l7policies(object_ids[0],
+                                                         object_ids[2] if attached else None))
     pool_list = [draw(pools(object_ids[2], listener_list[0]["protocol"] if attached else None,
                             address)),
                  draw(pools(object_ids[3], None, address))]
@@ -586,6 +687,11 @@ EDGE_DOCUMENTS = {
     "every-header": _edge((*LISTENER, "insert_headers"), {
         "X-Forwarded-For": "true", "X-Forwarded-Port": "true", "X-Forwarded-Proto": "true"}),
     "many-cidrs": _edge((*LISTENER, "allowed_cidrs"), [f"10.{i}.0.0/16" for i in range(100)]),
+    "long-l7-values": _replaced(_replaced(
+        _edge((*L7, 0, "rules", 1, "value"), "prod-" + "p" * 1019),
+        (*L7, 1, "redirect_url"), "https://example.com/" + "m" * 2000),
+        (*L7, 2, "rules", 0, "value"), "^/(v|w)[0-9]{1,3}/" + "x" * 1000 + "$"),
+    "no-l7-policies": _edge((*LISTENER, "l7policies"), []),
 }
 
 

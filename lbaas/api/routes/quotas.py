@@ -18,7 +18,7 @@ ALIASES = {"loadbalancer": "load_balancer", "healthmonitor": "health_monitor"}
 
 def _document(project_id: str, limits: quotas.Limits) -> dict[str, Any]:
     return {**limits, "loadbalancer": limits["load_balancer"], "healthmonitor": limits["health_monitor"],
-            "l7policy": -1, "l7rule": -1, "project_id": project_id}
+            "project_id": project_id}
 
 
 @router.get("/lbaas/quotas")
