@@ -151,7 +151,10 @@ def l7_rule(rule_type: str, compare_type: str, key: str | None,
     if rule_type in _KEYED:
         if not key:
             raise ValueError(f"a {rule_type} rule needs a key (the {rule_type.lower()} name)")
-        key = header_name(key) if rule_type == "HEADER" else cookie_name(key)
+        try:
+            key = header_name(key) if rule_type == "HEADER" else cookie_name(key)
+        except ValueError as exc:
+            raise ValueError(f"the key {exc}") from None
     elif key:
         raise ValueError(f"a {rule_type} rule takes no key")
     if rule_type == "FILE_TYPE" and compare_type not in ("EQUAL_TO", "REGEX"):
@@ -173,12 +176,12 @@ def header_name(value: str) -> str:
 
 def _regex(value: str) -> str:
     if not isinstance(value, str) or not _REGEX.fullmatch(value) or "${" in value:
-        raise ValueError(f"the regex has a character it may not hold (allowed: "
+        raise ValueError(f"the value (a regex) has a character it may not hold (allowed: "
                          f"{_allowed(_REGEX)}; no backslash: write [.] for a literal dot)")
     try:
         re.compile(value)
     except re.error as exc:
-        raise ValueError(f"the regex does not compile: {exc}") from None
+        raise ValueError(f"the value (a regex) does not compile: {exc}") from None
     return value
 
 

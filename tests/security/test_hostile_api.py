@@ -48,6 +48,12 @@ from tests.security.hostile import Hostile
 FULL_BACKEND = "sqlite"
 PLAIN, TAG, CIDR, HEADER_KEY, HEADER_VALUE, SP_TYPE, COOKIE, DOMAIN = (
     "plain", "tag", "cidr", "header-key", "header-value", "sp-type", "cookie", "domain")
+REDIRECT_URL, REDIRECT_PREFIX, RULE_VALUE, RULE_KEY, RULE_REGEX = (
+    "redirect-url", "redirect-prefix", "rule-value", "rule-key", "rule-regex")
+# The L7 rule forms: the rule each value is sent in.
+_RULES = {RULE_VALUE: {"type": "PATH", "compare_type": "STARTS_WITH"},
+          RULE_KEY: {"type": "HEADER", "compare_type": "EQUAL_TO", "value": "x"},
+          RULE_REGEX: {"type": "PATH", "compare_type": "REGEX"}}
 FREE, CONFIG, IDENT = "free", "config", "ident"
 _ports = itertools.count(20000)
 
@@ -66,7 +72,7 @@ class Target:
 
     @property
     def id(self) -> str:
-        suffix = {HEADER_KEY: "[key]", HEADER_VALUE: "[value]"}.get(self.form, "")
+        suffix = {HEADER_KEY: "[key]", HEADER_VALUE: "[value]", RULE_REGEX: "[regex]"}.get(self.form, "")
         return f"{self.kind}.{self.field}{suffix}"
 
 
@@ -105,6 +111,15 @@ TARGETS: list[Target] = [
     Target("healthmonitor", "url_path", CONFIG, True, "/healthz"),
     Target("healthmonitor", "expected_codes", CONFIG, True, "200"),
     Target("healthmonitor", "domain_name", CONFIG, True, "example.com", DOMAIN),
+    Target("l7policy", "name", FREE, True),
+    Target("l7policy", "action", IDENT, True, "REJECT"),
+    Target("l7policy", "redirect_url", CONFIG, True, "https://example.com/moved", REDIRECT_URL),
+    Target("l7policy", "redirect_prefix", CONFIG, True, "https://example.com", REDIRECT_PREFIX),
+    Target("rule", "type", IDENT, False, "PATH"),
+    Target("rule", "compare_type", IDENT, False, "STARTS_WITH"),
+    Target("rule", "value", CONFIG, True, "/api", RULE_VALUE),
+    Target("rule", "key", CONFIG, True, "X-Env", RULE_KEY),
+    Target("rule", "value", CONFIG, True, "^/api", RULE_REGEX),
 ]
 
 
@@ -143,13 +158,17 @@ class Graph:
     spare_pool: str
     member: str
     healthmonitor: str
+    l7policy: str
+    rule: str
 
     def path(self, kind: str) -> str:
         return {"loadbalancer": f"/lbaas/loadbalancers/{self.lb}",
                 "listener": f"/lbaas/listeners/{self.listener}",
                 "pool": f"/lbaas/pools/{self.pool}",
                 "member": f"/lbaas/pools/{self.pool}/members/{self.member}",
-                "healthmonitor": f"/lbaas/healthmonitors/{self.healthmonitor}"}[kind]
+                "healthmonitor": f"/lbaas/healthmonitors/{self.healthmonitor}",
+                "l7policy": f"/lbaas/l7policies/{self.l7policy}",
+                "rule": f"/lbaas/l7policies/{self.l7policy}/rules/{self.rule}"}[kind]
 
 
 @pytest.fixture(scope="module")
@@ -177,8 +196,14 @@ def graph(api: Api) -> Graph:
     default = listener["default_pool_id"]
     member = api.get(f"/lbaas/pools/{default}/members").json()["members"][0]["id"]
     monitor_id = api.get(f"/lbaas/pools/{default}").json()["pool"]["healthmonitor_id"]
+    policy = api.post("/lbaas/l7policies", {"l7policy": {
+        "listener_id": listener["id"], "action": "REDIRECT_TO_URL", "redirect_url": "https://example.com/moved",
+        "rules": [{"type": "PATH", "compare_type": "STARTS_WITH", "value": "/api"}]}})
+    assert policy.status_code == 201, dump(policy)
+    api.wait_lb(lb["id"])
+    rule = api.get(f"/lbaas/l7policies/{policy.json()['l7policy']['id']}/rules").json()["rules"][0]
     return Graph(lb["id"], listener["id"], default, next(p for p in pools if p != default),
-                 member, monitor_id)
+                 member, monitor_id, policy.json()["l7policy"]["id"], rule["id"])
 
 
 def _fragment(target: Target, value: Any) -> dict[str, Any]:
@@ -197,6 +222,12 @@ def _fragment(target: Target, value: Any) -> dict[str, Any]:
         return {"session_persistence": {"type": "APP_COOKIE", "cookie_name": value}}
     if target.form == DOMAIN:
         return {"domain_name": value, "http_version": 1.1}
+    if target.form == REDIRECT_URL:
+        return {"action": "REDIRECT_TO_URL", "redirect_url": value}
+    if target.form == REDIRECT_PREFIX:
+        return {"action": "REDIRECT_PREFIX", "redirect_prefix": value}
+    if target.form in _RULES:
+        return {**_RULES[target.form], target.field: value}
     return {target.field: value}
 
 
@@ -214,6 +245,11 @@ def _create(graph: Graph, kind: str, fragment: dict[str, Any]) -> tuple[str, dic
     if kind == "member":
         return f"/lbaas/pools/{graph.pool}/members", {kind: {
             "address": "127.0.0.1", "protocol_port": next(_ports), **fragment}}
+    if kind == "l7policy":
+        return "/lbaas/l7policies", {kind: {"listener_id": graph.listener, "action": "REJECT", **fragment}}
+    if kind == "rule":
+        return f"/lbaas/l7policies/{graph.l7policy}/rules", {kind: {
+            "type": "PATH", "compare_type": "STARTS_WITH", "value": "/x", **fragment}}
     return "/lbaas/healthmonitors", {kind: {"pool_id": graph.spare_pool, "type": "HTTP", "delay": 5,
                                             "timeout": 3, "max_retries": 3, **fragment}}
 
@@ -221,7 +257,8 @@ def _create(graph: Graph, kind: str, fragment: dict[str, Any]) -> tuple[str, dic
 # --- observations -------------------------------------------------------------------------
 
 MODELS = {"loadbalancer": m.LoadBalancer, "listener": m.Listener, "pool": m.Pool,
-          "member": m.Member, "healthmonitor": m.HealthMonitor}
+          "member": m.Member, "healthmonitor": m.HealthMonitor, "l7policy": m.L7Policy,
+          "rule": m.L7Rule}
 
 
 def _send(api: Api, method: str, path: str, document: Any, token: str = "admin") -> httpx.Response:
@@ -384,7 +421,8 @@ def _remove_new(api: Api, graph: Graph, kind: str, existing: set[str]) -> None:
             continue
         path = {"listener": "/lbaas/listeners", "pool": "/lbaas/pools",
                 "member": f"/lbaas/pools/{graph.pool}/members",
-                "healthmonitor": "/lbaas/healthmonitors"}[kind]
+                "healthmonitor": "/lbaas/healthmonitors", "l7policy": "/lbaas/l7policies",
+                "rule": f"/lbaas/l7policies/{graph.l7policy}/rules"}[kind]
         api.delete(f"{path}/{ident}")
     _wait_quietly(api, graph.lb)
 
