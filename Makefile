@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast typecheck setup services haproxy bench clean stop-haproxy
+.PHONY: run test test-fast typecheck setup services haproxy barbican keystone bench clean stop-haproxy
 
 setup: $(VENV)/.installed
 
@@ -20,25 +20,31 @@ haproxy:
 services:
 	bash scripts/ensure-services.sh
 
+barbican:  # a real Barbican for the key manager tests, in .venv-barbican (once; then instant)
+	bash scripts/barbican-venv.sh
+
+keystone:  # a real Keystone for the identity tests, in .venv-keystone (about 25 s once; then instant)
+	bash scripts/keystone-venv.sh
+
 run: setup haproxy
 	$(VENV)/bin/lbaas all-in-one $(ARGS)
 
 typecheck: setup  # configured in pyproject.toml [tool.mypy]
 	$(VENV)/bin/mypy
 
-test: setup services typecheck
+test: setup services barbican keystone typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The quick loop: SQLite only, without the multi-process cluster and the security suite.
-test-fast: setup services typecheck
+test-fast: setup services barbican keystone typecheck
 	$(PY) -m pytest -k "sqlite or not (postgresql or mariadb)" \
 	  --ignore=tests/test_cluster.py --ignore=tests/security $(PYTEST_ARGS)
 
-bench: setup services
+bench: setup services keystone
 	$(PY) bench/run.py
 
 stop-haproxy:  # the all-in-one's HAProxy processes outlive it by design (the data plane stays up)
 	-@for pid in lbaas-data/device/*/haproxy.pid; do [ -f "$$pid" ] && kill $$(cat "$$pid") 2>/dev/null; done; true
 
 clean: stop-haproxy
-	rm -rf $(VENV) lbaas-data .pytest_cache
+	rm -rf $(VENV) .venv-barbican lbaas-data .pytest_cache

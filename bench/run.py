@@ -31,6 +31,9 @@ BENCHMARKS = {
     "failover": "bench.bench_failover",
     "dataplane": "bench.bench_dataplane",
     "l7": "bench.bench_l7",
+    "tls": "bench.bench_tls",
+    "auth": "bench.bench_auth",
+    "bigip": "bench.bench_bigip",
 }
 
 

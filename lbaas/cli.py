@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from lbaas import config as cfg
+from lbaas import constants as c
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,10 +35,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="auto: HAProxy when installed, else noop (default)")
     db = add("db", "database schema")
     db.add_argument("action", choices=["upgrade", "current"])
-    token = add("token", "API tokens")
-    token.add_argument("action", choices=["create"])
-    token.add_argument("--project", required=True)
-    token.add_argument("--role", default="member", choices=["admin", "member", "reader"])
+    token = add("token", "API tokens in [api] token_file (stored hashed; a token is shown once, at create)")
+    token.add_argument("action", choices=["create", "list", "revoke"])
+    token.add_argument("id", nargs="?", help="revoke: the token's id (the part before the dot)")
+    token.add_argument("--project", help="create: the token's project")
+    token.add_argument("--role", default="member", choices=[*c.ROLES, *c.LEGACY_ROLES])
+    token.add_argument("--expires-in", type=float, metavar="SECONDS", help="create: lifetime (default: none)")
+    add("policy-sample", "print every policy rule with its default and description as policy.yaml")
     add("config-sample", "print an example configuration file")
     return parser
 
@@ -61,7 +65,11 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
         print(cfg.sample())
         return 0
     if args.command == "token":
-        return _create_token(config.api.token_file, args.project, args.role)
+        return _token(args, config.api.token_file)
+    if args.command == "policy-sample":
+        from lbaas.api import policy
+        print(policy.sample())
+        return 0
     if args.command == "db":
         from lbaas.db.session import Database
         service.check_database(config.database.connection)
@@ -83,11 +91,24 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
     return 2
 
 
-def _create_token(path: str, project: str, role: str) -> int:
-    """Add a token to the file the server started with the same files reads; print it."""
-    from lbaas.api.auth import create_token
+def _token(args: argparse.Namespace, path: str) -> int:
+    """create (prints the token, its only showing), list (never a secret) or revoke, in the file
+    the server started with the same files reads."""
+    from lbaas.api import tokens
     try:
-        print(create_token(path, project, role))
+        if args.action == "create":
+            if not args.project:
+                raise cfg.ConfigError("lbaas token create needs --project")
+            print(tokens.create(path, args.project, args.role, args.expires_in))
+        elif args.action == "list":
+            print(f"{'id':16}  {'project':32}  {'roles':20}  {'created':25}  expires")
+            for entry in tokens.read(path).values():
+                expires = entry.expires.isoformat() if entry.expires else "never"
+                print(f"{entry.id:16}  {entry.project_id:32}  {','.join(entry.roles):20}  "
+                      f"{entry.created.isoformat():25}  {expires}")
+        elif not args.id or not tokens.revoke(path, args.id):
+            print(f"lbaas: no token with id {args.id!r} in {os.path.abspath(path)}", file=sys.stderr)
+            return 1
     except (OSError, ValueError, TypeError) as exc:  # a corrupt file, a directory that cannot be made
         raise cfg.ConfigError(f"[api] token file {os.path.abspath(path)} cannot be updated: {exc}") from None
     return 0

@@ -27,6 +27,8 @@ declares the options of both; each reads its own.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import configparser
 import dataclasses
 import difflib
@@ -156,6 +158,27 @@ def _log_file(value: str) -> str:
     return value
 
 
+def _fernet_key(value: str) -> str:
+    """Empty, or a Fernet key: urlsafe base64 of exactly 32 bytes (never echoed: it is a secret)."""
+    key = value.strip()
+    if not key:
+        return ""
+    try:
+        ok = len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError("must be a Fernet key: urlsafe base64 of 32 bytes (44 characters ending in '=')")
+    return key
+
+
+def _optional_url(value: str) -> str:
+    url = value.strip()
+    if url and not url.startswith(("http://", "https://")):
+        raise ValueError(f"must be an http:// or https:// URL (not {url[:60]!r})")
+    return url.rstrip("/")
+
+
 PORT = Integer(1, 65535)
 POSITIVE = Integer(1)
 SECONDS = Number(0)
@@ -164,7 +187,7 @@ QUOTA = Integer(-1)
 OPTIONS: dict[str, tuple[Option, ...]] = {
     "DEFAULT": (
         Option("transport_url", "memory://", "Message broker: rabbit://user:pass@host:5672/vhost, amqp://..., or memory:// (one process only).", _transport_url),
-        Option("state_dir", "./lbaas-data", "Where the all-in-one keeps its SQLite file, token file and device state."),
+        Option("state_dir", "./lbaas-data", "Where the all-in-one keeps its SQLite file, token file, key store encryption key and device state."),
         Option("debug", False, "Log at DEBUG level.", parse_bool),
         Option("log_file", "", "Log to this file instead of standard error (its directory must exist).", _log_file),
     ),
@@ -172,14 +195,32 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("bind_host", "127.0.0.1", "Address the API listens on."),
         Option("bind_port", 9876, "Port the API listens on.", PORT),
         Option("public_url", "", "Base URL advertised in version links (default: derived from the request)."),
-        Option("auth_strategy", "token", "token (token file) or noauth (every caller is admin of project 'admin'; for development only).", Choice(("token", "noauth"))),
-        Option("token_file", "./lbaas-data/tokens.json", "JSON file of tokens: {token: {project_id, roles}}; a relative path is relative to the working directory."),
+        Option("auth_strategy", "token", "token (token file), keystone (Keystone tokens, see [keystone_authtoken]) or noauth (every caller is admin of project 'admin'; for development only).", Choice(("token", "keystone", "noauth"))),
+        Option("token_file", "./lbaas-data/tokens.json", "JSON file of hashed tokens (lbaas token create|list|revoke); a relative path is relative to the working directory."),
+        Option("policy_file", "/etc/lbaas/policy.yaml", "oslo.policy YAML overriding any rule (lbaas policy-sample lists them); absent: the defaults. Re-read when it changes."),
         Option("workers", 1, "Number of API worker threads' pool size hint (uvicorn runs one process).", POSITIVE),
         Option("pagination_max_limit", 1000, "Largest page a list returns.", POSITIVE),
         Option("admin_vip_anywhere", False, "Let admins take a vip_address outside every [vip_subnets] CIDR (tenants never can).", parse_bool),
         Option("max_request_body_size", 1048576, "Largest request body in bytes; a larger one answers 413 unread.", POSITIVE),
         Option("write_rate_limit", 10.0, "Writes (POST/PUT/DELETE) per second per project, in each server; 0 disables. Admins are not limited.", Number(0, inclusive=True)),
         Option("write_rate_burst", 50, "Writes a project may make at once before write_rate_limit applies.", POSITIVE),
+    ),
+    # Passed to keystonemiddleware's auth_token as its configuration (auth_strategy = keystone).
+    "keystone_authtoken": (
+        Option("www_authenticate_uri", "", "Public Keystone URL clients are sent to in WWW-Authenticate."),
+        Option("auth_url", "", "Keystone URL the service user authenticates against."),
+        Option("auth_type", "password", "Authentication plugin of the service user."),
+        Option("username", "", "Service user that validates tokens."),
+        Option("password", "", "Its password."),
+        Option("project_name", "service", "Its project."),
+        Option("user_domain_name", "Default", "Its domain."),
+        Option("project_domain_name", "Default", "Its project's domain."),
+        Option("region_name", "", "Region of the identity endpoint (optional)."),
+        Option("memcached_servers", "", "host:port,... to share validated tokens between servers (default: a cache in each process)."),
+        Option("token_cache_time", 300, "Seconds a validated token is trusted without asking Keystone again (also while Keystone is down).", Integer(0)),
+        Option("service_token_roles_required", True, "A service token (X-Service-Token) counts only with a service role.", parse_bool),
+        Option("http_connect_timeout", 5, "Seconds to wait for Keystone.", POSITIVE),
+        Option("http_request_max_retries", 3, "Retries of a failed request to Keystone before the API answers 503.", Integer(0)),
     ),
     "database": (
         Option("connection", "sqlite:///./lbaas-data/lbaas.sqlite", "SQLAlchemy URL: sqlite:///path, postgresql+psycopg://..., mysql+pymysql://..."),
@@ -237,8 +278,24 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("device_token", "", "haproxy driver: the appliances' token (required)."),
         Option("ca_file", "", "haproxy driver: CA bundle that verifies https:// appliances (default: the system's)."),
         Option("timeout", 10.0, "haproxy driver: seconds per request to an appliance.", SECONDS),
+        Option("allow_plaintext_keys", False, "haproxy driver: send certificates' private keys to http:// appliances too (only for an appliance on the same host: keys then cross the connection in clear).", parse_bool),
         Option("max_loadbalancers", None, "haproxy driver: load balancers per appliance for the capacity score; 0 is unlimited (default: [agent] max_loadbalancers).", Integer(0)),
         Option("latency", 0.0, "noop driver: seconds each change takes.", Number(0, inclusive=True)),
+        Option("bigip_hosts", [], "bigip driver: https:// URLs of the group's BIG-IP devices, comma-separated: one, or two for a pair (required).", _url_list),
+        Option("bigip_username", "", "bigip driver: the account that logs in to iControl REST and AS3 (required)."),
+        Option("bigip_password", "", "bigip driver: its password (required; never logged)."),
+        Option("bigip_ca_file", "", "bigip driver: CA bundle that verifies the devices' certificates (default: the system's)."),
+        Option("bigip_verify", True, "bigip driver: verify the devices' certificates; false only for lab devices.", parse_bool),
+        Option("bigip_ha_mode", "standalone", "bigip driver: standalone (one device) or pair (two devices in one sync-failover group: declared on the active one, then synced).", Choice(("standalone", "pair"))),
+        Option("bigip_timeout", 10.0, "bigip driver: seconds per request to a device.", SECONDS),
+        Option("bigip_task_timeout", 60.0, "bigip driver: seconds one change may take, AS3 task and retries of a busy device included.", SECONDS),
+        Option("bigip_max_loadbalancers", 0, "bigip driver: load balancers per device for the capacity score; 0: max_loadbalancers.", Integer(0)),
+    ),
+    "certificates": (
+        Option("backend", "local", "Key manager that listeners' and pools' certificate references point at: local (this server's own Barbican-compatible store, its v1 API under /key-manager/v1) or barbican.", Choice(("local", "barbican"))),
+        Option("encryption_key", "", "local: the Fernet key (urlsafe base64 of 32 bytes) that encrypts stored secrets; required on a server with backend = local; make one with: python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'.", _fernet_key),
+        Option("barbican_endpoint", "", "barbican: Barbican's base URL, e.g. http://barbican.example.net:9311 (required with backend = barbican).", _optional_url),
+        Option("barbican_timeout", 10.0, "barbican: seconds per request to Barbican.", SECONDS),
     ),
 }
 

@@ -56,9 +56,37 @@ HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "DELETE", "TRACE", "OPTIONS
 # --- L7 policies and rules (Octavia's vocabulary) ------------------------------
 L7POLICY_ACTIONS: Final = ("REDIRECT_TO_POOL", "REDIRECT_TO_URL", "REDIRECT_PREFIX", "REJECT")
 L7POLICY_REDIRECT_CODES: Final = (301, 302, 303, 307, 308)
-L7RULE_TYPES: Final = ("HOST_NAME", "PATH", "FILE_TYPE", "HEADER", "COOKIE")
+L7RULE_TYPES: Final = ("HOST_NAME", "PATH", "FILE_TYPE", "HEADER", "COOKIE",
+                        "SSL_CONN_HAS_CERT", "SSL_VERIFY_RESULT", "SSL_DN_FIELD")
+# Rule types that read the client's certificate: TERMINATED_HTTPS listeners only.
+L7RULE_SSL_TYPES: Final = ("SSL_CONN_HAS_CERT", "SSL_VERIFY_RESULT", "SSL_DN_FIELD")
+# The distinguished-name fields an SSL_DN_FIELD rule may name (its key), as Octavia has them.
+DISTINGUISHED_NAME_FIELDS: Final = ("SN", "GN", "C", "ST", "L", "O", "OU", "CN", "DC",
+                                    "EMAIL", "UID", "serialNumber", "title")
 L7RULE_COMPARE_TYPES: Final = ("REGEX", "EQUAL_TO", "CONTAINS", "STARTS_WITH", "ENDS_WITH")
 MAX_L7RULES_PER_POLICY: Final = 50
+
+# --- TLS (Octavia's vocabulary and defaults) --------------------------------------
+CLIENT_AUTH_NONE: Final = "NONE"
+CLIENT_AUTH_OPTIONAL: Final = "OPTIONAL"
+CLIENT_AUTH_MANDATORY: Final = "MANDATORY"
+CLIENT_AUTH_MODES: Final = (CLIENT_AUTH_NONE, CLIENT_AUTH_OPTIONAL, CLIENT_AUTH_MANDATORY)
+TLS_VERSIONS: Final = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+DEFAULT_TLS_VERSIONS: Final = ("TLSv1.2", "TLSv1.3")
+ALPN_PROTOCOLS: Final = ("h2", "http/1.1", "http/1.0")
+DEFAULT_LISTENER_ALPN_PROTOCOLS: Final = ("h2", "http/1.1", "http/1.0")
+DEFAULT_POOL_ALPN_PROTOCOLS: Final = ("http/1.1", "http/1.0")
+# Octavia's default cipher string (TLS 1.3 suites are set apart by their TLS_ prefix).
+DEFAULT_TLS_CIPHERS: Final = (
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+    "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384:ECDHE-ECDSA-AES128-SHA256:"
+    "ECDHE-RSA-AES128-SHA256")
+# The headers a TERMINATED_HTTPS listener may add about the client's certificate.
+SSL_CLIENT_HEADERS: Final = ("X-SSL-Client-Verify", "X-SSL-Client-Has-Cert", "X-SSL-Client-DN",
+                             "X-SSL-Client-CN", "X-SSL-Issuer", "X-SSL-Client-SHA1",
+                             "X-SSL-Client-Not-Before", "X-SSL-Client-Not-After")
 
 # --- listener defaults (milliseconds, as Octavia) --------------------------
 DEFAULT_TIMEOUT_CLIENT_DATA: Final = 50000
@@ -73,6 +101,9 @@ ROLE_ADMIN: Final = "admin"
 ROLE_MEMBER: Final = "member"
 ROLE_READER: Final = "reader"
 ROLES: Final = (ROLE_ADMIN, ROLE_MEMBER, ROLE_READER)
+# Octavia's roles before secure RBAC; the policy still honours them.
+LEGACY_ROLES: Final = ("load-balancer_admin", "load-balancer_member", "load-balancer_observer",
+                       "load-balancer_global_observer", "load-balancer_quota_admin")
 
 # --- providers ----------------------------------------------------------------
 NOOP_PROVIDER: Final = "noop"
@@ -119,8 +150,9 @@ DEVICE_DEFAULT_STATE_DIR: Final = "/var/lib/lbaas-device"
 # The token etc/device.ini ships with; an appliance refuses to start with it.
 DEVICE_SAMPLE_TOKEN: Final = "change-me"
 DEVICE_MIN_HAPROXY_VERSION: Final = (2, 4)
-# What one device can serve; UDP/SCTP and TLS termination need more than HAProxy 2.6 + this template.
-DEVICE_LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP)
+# What one device can serve; UDP/SCTP need more than HAProxy 2.6 + this template.
+DEVICE_LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP,
+                                    PROTOCOL_TERMINATED_HTTPS)
 DEVICE_POOL_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_PROXY,
                                 PROTOCOL_PROXYV2)
 DEVICE_LB_ALGORITHMS: Final = ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP")

@@ -10,9 +10,10 @@ configuration points to, and refuses with ConfigError (``lbaas: <one line>``,
 exit 2) rather than start and answer 500 or 401 to every request:
 
 * server: the database URL parses and a connection opens (then the schema is
-  checked); the token file (auth_strategy = token) exists and holds tokens of
-  the right shape; the broker (rabbit:// or amqp://) accepts the credentials
-  and the vhost;
+  checked); the token file (auth_strategy = token) exists and holds hashed
+  tokens, or [keystone_authtoken] names a service user (auth_strategy = keystone); the broker (rabbit:// or amqp://) accepts the credentials
+  and the vhost; ``[certificates]`` has an encryption_key (backend = local) or a
+  barbican_endpoint (backend = barbican);
 * agent: the broker, as above; the device driver's options;
 * appliance: a real token (not empty, not the sample), a runnable haproxy_bin,
   a writable state_dir, readable TLS files.
@@ -23,7 +24,6 @@ No message carries a password or a token; each probe waits at most
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -31,9 +31,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from lbaas.api.app import create_app
+from lbaas.api import tokens
 from lbaas.api.auth import NoAuth, TokenStore
+from lbaas.api.keystone import KeystoneAuth
+from lbaas.api.policy import Policy
 from lbaas.api.deps import State
 from lbaas import constants as c
+from lbaas import keys
 from lbaas.config import Config, ConfigError
 from lbaas.controller.provider import NoopProvider, Provider
 from lbaas.controller.service import Controller
@@ -84,17 +88,23 @@ def open_database(config: Config) -> Database:
     return db
 
 
-def api_state(config: Config, db: Database, providers: dict[str, Provider] | None = None) -> State:
+def api_state(config: Config, db: Database, providers: dict[str, Provider] | None = None,
+              key_manager: keys.KeyManager | None = None) -> State:
+    rules = Policy(config.api.policy_file)
+    auth: TokenStore | KeystoneAuth | NoAuth
     if config.api.auth_strategy == "noauth":
         LOG.warning("auth_strategy = noauth: every caller is an administrator")
-        auth: TokenStore | NoAuth = NoAuth()
+        auth = NoAuth(rules)
+    elif config.api.auth_strategy == "keystone":
+        auth = KeystoneAuth(config.keystone_authtoken, rules)
     elif config.api.auth_strategy == "token":
-        auth = TokenStore(config.api.token_file)
+        auth = TokenStore(config.api.token_file, rules)
     else:
-        raise ValueError(f"[api] auth_strategy must be token or noauth, not {config.api.auth_strategy!r}")
+        raise ValueError(f"[api] auth_strategy must be token, keystone or noauth, not {config.api.auth_strategy!r}")
     if providers is None:
         providers = {"noop": NoopProvider(db, config.controller.noop_delay)}
-    return State(Services(config, db, providers, Subnets(config.vip_subnets)), auth)
+    key_manager = key_manager or keys.make(config, db)
+    return State(Services(config, db, providers, Subnets(config.vip_subnets), key_manager), auth)
 
 
 def api_server(state: State, scheduler: "Scheduler | None" = None) -> HttpServer:
@@ -115,9 +125,11 @@ def run_server(config: Config) -> int:
     check_database(config.database.connection)
     db = open_database(config)
     check_token_file(config)
+    check_keystone(config)
     check_broker(config.default.transport_url)
-    controller = Controller(config, db)
-    api = api_server(api_state(config, db, controller.providers), controller.scheduler)
+    key_manager = make_key_manager(config, db)
+    controller = Controller(config, db, key_manager=key_manager)
+    api = api_server(api_state(config, db, controller.providers, key_manager), controller.scheduler)
     announce = Hook(start=lambda: LOG.info(
         "lbaas server on http://%s:%s serving environments %s", config.api.bind_host,
         config.api.bind_port, ", ".join(controller.environments) or "(noop only)"))
@@ -142,6 +154,8 @@ def make_agent(config: Config, broker: "Broker | None" = None, driver_options: d
     options = {**config.device, **(driver_options or {})}
     if options.get("max_loadbalancers") is None:  # [device] says nothing: the agent's capacity
         options["max_loadbalancers"] = config.agent.max_loadbalancers
+    # Drivers that name device objects after the environment (bigip) learn it here.
+    options.setdefault("environment", config.agent.environment_prefix)
     device = drivers.load(driver or config.agent.device_driver, options)
     broker = broker or make_broker(config, transient=(CallTimeout,))
     settings = agent_settings(config, host)
@@ -187,8 +201,30 @@ def run_device(config: Config) -> int:
 
 # --- start-up checks -------------------------------------------------------------------
 
+def make_key_manager(config: Config, db: Database) -> keys.KeyManager:
+    """The key manager, refused when ``[certificates]`` lacks what its backend needs:
+    ``local`` an encryption_key (a malformed one is refused when the file is read),
+    ``barbican`` an endpoint."""
+    certificates = config.certificates
+    if certificates.backend == "local" and not certificates.encryption_key:
+        raise ConfigError("[certificates] encryption_key is not set: backend = local encrypts stored secrets "
+                          "with it; make one with: python3 -c 'import base64, os; "
+                          "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'")
+    return keys.make(config, db)
+
+
+def check_keystone(config: Config) -> None:
+    """With auth_strategy = keystone: what auth_token needs to validate tokens is set."""
+    if config.api.auth_strategy != "keystone":
+        return
+    missing = [name for name in ("auth_url", "username", "password") if not config.keystone_authtoken[name]]
+    if missing:
+        raise ConfigError(f"[keystone_authtoken] {', '.join(missing)} not set: auth_strategy = keystone validates "
+                          "tokens as that service user (see README, Behind Keystone)")
+
+
 def check_token_file(config: Config) -> None:
-    """With auth_strategy = token: the token file exists and is {token: {project_id, roles}}."""
+    """With auth_strategy = token: the token file exists, is in the hashed format and holds a token."""
     if config.api.auth_strategy != "token":
         return
     path = os.path.abspath(config.api.token_file)
@@ -197,31 +233,11 @@ def check_token_file(config: Config) -> None:
     if not os.path.exists(path):
         raise ConfigError(f"[api] token file {path} does not exist; {create}")
     try:
-        with open(path, encoding="utf-8") as handle:
-            entries = json.load(handle)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"[api] token file {path} cannot be read: {exc}") from None
-    except ValueError as exc:  # the message quotes no content, only where
-        raise ConfigError(f"[api] token file {path} is not valid JSON: {exc}") from None
-    problem = _token_entries_problem(entries)
-    if problem:
-        raise ConfigError(f"[api] token file {path} {problem}; expected "
-                          '{"<token>": {"project_id": "<project>", "roles": ["admin"]}}; ' + create)
-
-
-def _token_entries_problem(entries: object) -> str | None:
-    """What is wrong with a token file's content, never quoting a token; None if nothing."""
-    if not isinstance(entries, dict):
-        return f"holds a JSON {type(entries).__name__}, not an object"
+        entries = tokens.read(path)
+    except tokens.TokenFileError as exc:
+        raise ConfigError(f"[api] {exc}") from None
     if not entries:
-        return "holds no tokens"
-    for number, entry in enumerate(entries.values(), 1):
-        project = entry.get("project_id") if isinstance(entry, dict) else None
-        roles = entry.get("roles") if isinstance(entry, dict) else None
-        if not (isinstance(project, str) and project and isinstance(roles, list)
-                and all(isinstance(role, str) for role in roles)):
-            return f"entry {number} is not {{project_id: string, roles: [strings]}}"
-    return None
+        raise ConfigError(f"[api] token file {path} holds no tokens; {create}")
 
 
 def check_database(connection: str) -> None:

@@ -12,9 +12,13 @@ matched whole (``fullmatch``) and ASCII-only: ``$`` would accept a trailing newl
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import ssl
 from typing import Final
+
+from lbaas import constants
 
 # Characters that mean something to HAProxy's configuration parser in an unquoted word:
 # quotes and backslash (quoting), '#' (comment), '$' ("${VAR}" expansion), '%' ("%[...]"
@@ -35,6 +39,8 @@ MAX_HOSTNAME: Final = 253
 # insert_headers an HTTP listener can carry, and the values that turn them on or off.
 BROADCAST: Final = ipaddress.ip_address("255.255.255.255")
 INSERT_HEADERS: Final = ("X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto")
+# What a TERMINATED_HTTPS listener may add about the client's certificate.
+SSL_CLIENT_HEADERS: Final = constants.SSL_CLIENT_HEADERS
 _TRUE: Final = ("true", "True", "TRUE", "1", "yes")
 _FALSE: Final = ("false", "False", "FALSE", "0", "no")
 
@@ -107,16 +113,23 @@ def hostname(value: str) -> str:
 
 
 def insert_headers(value: dict[str, str], protocol: str) -> dict[str, str]:
-    """The headers to insert as ``{name: "true"|"false"}``; only HTTP listeners insert any."""
+    """The headers to insert as ``{name: "true"|"false"}``: HTTP and TERMINATED_HTTPS
+    listeners insert the X-Forwarded-* ones, only TERMINATED_HTTPS the client certificate
+    ones (``SSL_CLIENT_HEADERS``); other listeners insert none."""
+    supported = INSERT_HEADERS + SSL_CLIENT_HEADERS
     out: dict[str, str] = {}
     for name, flag in value.items():
-        if name not in INSERT_HEADERS:
-            raise ValueError(f"unsupported header; supported: {', '.join(INSERT_HEADERS)}")
+        if name not in supported:
+            raise ValueError(f"unsupported header; supported: {', '.join(supported)}")
         if flag not in _TRUE + _FALSE:
             raise ValueError(f"the value of {name} must be true or false")
         out[name] = "true" if flag in _TRUE else "false"
-    if any(flag == "true" for flag in out.values()) and protocol != "HTTP":
-        raise ValueError(f"headers can only be inserted by HTTP listeners, not {protocol}")
+    inserted = [name for name, flag in out.items() if flag == "true"]
+    if inserted and protocol not in ("HTTP", "TERMINATED_HTTPS"):
+        raise ValueError(f"headers can only be inserted by HTTP and TERMINATED_HTTPS listeners, "
+                         f"not {protocol}")
+    if protocol != "TERMINATED_HTTPS" and any(name in SSL_CLIENT_HEADERS for name in inserted):
+        raise ValueError("client certificate headers need a TERMINATED_HTTPS listener")
     return out
 
 
@@ -130,11 +143,17 @@ _RULE_VALUE = {
     "FILE_TYPE": re.compile(r"[A-Za-z0-9_\-]{1,64}", re.ASCII),
     "HEADER": re.compile(r"[A-Za-z0-9\-._~!&()*+,;=:@/?<>|^]{1,1024}", re.ASCII),
     "COOKIE": re.compile(r"[A-Za-z0-9\-._~!&()*+,:@/?=]{1,1024}", re.ASCII),
+    # A DN field's value, e.g. a CN or an O: no spaces (match "Example Inc" with a REGEX
+    # such as Example.Inc).
+    "SSL_DN_FIELD": re.compile(r"[A-Za-z0-9\-._~!&()*+,;=:@/?]{1,1024}", re.ASCII),
 }
 _REGEX = re.compile(r"[A-Za-z0-9\-._~!&()*+,;=:@/?^$\[\]{}|<>]{1,1024}", re.ASCII)
 # Header names: RFC 7230 tokens without the characters that mean something to HAProxy.
 _HEADER_NAME = re.compile(r"[A-Za-z0-9\-_.!*+^|~]{1,64}", re.ASCII)
 _KEYED = ("HEADER", "COOKIE")
+_SSL_FLAG_TYPES = ("SSL_CONN_HAS_CERT", "SSL_VERIFY_RESULT")
+# OpenSSL's X509_V_ERR_* codes are small integers.
+_VERIFY_RESULT = re.compile(r"[0-9]{1,5}", re.ASCII)
 # scheme://host[:port][path]: the host a DNS name, an IPv4 address or [IPv6].
 _REDIRECT = re.compile(
     r"https?://(?:[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
@@ -146,9 +165,19 @@ def l7_rule(rule_type: str, compare_type: str, key: str | None,
     """The (key, value) of an L7 rule in closed form.
 
     HEADER and COOKIE rules need a key (the header or cookie name), others take none;
-    FILE_TYPE compares with EQUAL_TO or REGEX only; a REGEX value must compile.
+    FILE_TYPE compares with EQUAL_TO or REGEX only; a REGEX value must compile. The rules on
+    the client's certificate follow Octavia: SSL_CONN_HAS_CERT is ``EQUAL_TO`` "True" (its
+    canonical spelling; ``invert`` asks for no certificate), SSL_VERIFY_RESULT is ``EQUAL_TO``
+    an OpenSSL verify result (a non-negative integer, 0 = verified), SSL_DN_FIELD names a
+    field of the subject's distinguished name as its key and compares its value any way.
     """
-    if rule_type in _KEYED:
+    if rule_type in _SSL_FLAG_TYPES:
+        return None, _ssl_flag_rule(rule_type, compare_type, key, value)
+    if rule_type == "SSL_DN_FIELD":
+        if key not in constants.DISTINGUISHED_NAME_FIELDS:
+            raise ValueError(f"an SSL_DN_FIELD rule needs a key naming a distinguished name "
+                             f"field: {', '.join(constants.DISTINGUISHED_NAME_FIELDS)}")
+    elif rule_type in _KEYED:
         if not key:
             raise ValueError(f"a {rule_type} rule needs a key (the {rule_type.lower()} name)")
         try:
@@ -166,6 +195,23 @@ def l7_rule(rule_type: str, compare_type: str, key: str | None,
         raise ValueError(f"the value of a {rule_type} rule has a character it may not hold "
                          f"(allowed: {_allowed(pattern)})")
     return key, value
+
+
+def _ssl_flag_rule(rule_type: str, compare_type: str, key: str | None, value: str) -> str:
+    """The value of an SSL_CONN_HAS_CERT or SSL_VERIFY_RESULT rule."""
+    if key:
+        raise ValueError(f"a {rule_type} rule takes no key")
+    if compare_type != "EQUAL_TO":
+        raise ValueError(f"a {rule_type} rule compares with EQUAL_TO only")
+    if rule_type == "SSL_CONN_HAS_CERT":
+        if not isinstance(value, str) or value.lower() != "true":
+            raise ValueError("the value of an SSL_CONN_HAS_CERT rule must be True "
+                             "(invert the rule to match connections without a certificate)")
+        return "True"
+    if not isinstance(value, str) or not _VERIFY_RESULT.fullmatch(value):
+        raise ValueError("the value of an SSL_VERIFY_RESULT rule must be an integer from 0 "
+                         "to 99999 (an OpenSSL verify result; 0 means verified)")
+    return str(int(value))
 
 
 def header_name(value: str) -> str:
@@ -201,3 +247,36 @@ def redirect_url(value: str) -> str:
 def redirect_prefix(value: str) -> str:
     """A URL prefix for REDIRECT_PREFIX, e.g. ``https://www.example.com``."""
     return redirect_url(value)
+
+
+# --- TLS ----------------------------------------------------------------------------------
+MAX_CIPHERS: Final = 2048
+
+
+@functools.cache
+def known_ciphers() -> frozenset[str]:
+    """Every cipher and TLS 1.3 suite name this host's OpenSSL knows (the allow-list)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.set_ciphers("ALL:@SECLEVEL=0")
+    return frozenset(cipher["name"] for cipher in context.get_ciphers())
+
+
+def tls_ciphers(value: str) -> str:
+    """An OpenSSL cipher list written as names only, e.g. ``TLS_AES_128_GCM_SHA256:ECDHE-RSA-
+    AES128-GCM-SHA256``: each name one OpenSSL knows, no ``!``/``+``/``@`` operators, no spaces.
+    TLS 1.3 suites are told apart by their ``TLS_`` prefix."""
+    names = value.split(":") if isinstance(value, str) and len(value) <= MAX_CIPHERS else [""]
+    unknown = [name for name in names if name not in known_ciphers()]
+    if unknown:
+        shown = unknown[0] if re.fullmatch(r"[A-Za-z0-9_\-]{1,64}", unknown[0], re.ASCII) else "a name"
+        raise ValueError(f"must be cipher names known to OpenSSL separated by ':'; {shown} is not one")
+    return ":".join(dict.fromkeys(names))
+
+
+def tls_versions(value: list[str]) -> list[str]:
+    """TLS versions without repeats; SSLv3 alone is refused (today's OpenSSL has none, so a
+    listener offering only SSLv3 could not be served)."""
+    versions = list(dict.fromkeys(value))
+    if versions == ["SSLv3"]:
+        raise ValueError("SSLv3 alone cannot be served (OpenSSL no longer has it); add a TLS version")
+    return versions

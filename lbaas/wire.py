@@ -71,13 +71,54 @@ class Pool(TypedDict):
     session_persistence: SessionPersistence | None
     members: list[Member]
     healthmonitor: HealthMonitor | None
+    tls: PoolTLS | None         # None: plain (or TLS passed through untouched)
+
+
+class TLSCertificate(TypedDict):
+    """A certificate with its private key and chain, PEM text, as a key manager resolved it.
+
+    ``id`` is a digest of the reference it came from (``lbaas.keys.certificate_id``): a device
+    names its files after it, so it never sees the reference itself.
+    """
+
+    id: str
+    certificate: str
+    private_key: str
+    intermediates: list[str]
+
+
+class ListenerTLS(TypedDict):
+    """TLS termination of a TERMINATED_HTTPS listener."""
+
+    default_certificate: TLSCertificate     # served without SNI, or when no SNI name matches
+    sni_certificates: list[TLSCertificate]  # chosen by the names (CN, SANs) each holds
+    client_authentication: str              # c.CLIENT_AUTH_MODES
+    client_ca: str | None                   # PEM certificates; with NONE, None
+    client_crl: str | None                  # PEM CRL of client_ca
+    versions: list[str]                     # c.TLS_VERSIONS
+    ciphers: str | None                     # OpenSSL names, colon-separated (lbaas.validate)
+    alpn_protocols: list[str]               # c.ALPN_PROTOCOLS
+    hsts_max_age: int | None                # seconds; None: no Strict-Transport-Security
+    hsts_include_subdomains: bool
+    hsts_preload: bool
+
+
+class PoolTLS(TypedDict):
+    """Re-encryption towards the members of a pool (``tls_enabled``)."""
+
+    certificate: TLSCertificate | None      # presented to members that ask for one
+    ca: str | None                          # PEM: members' certificates are verified against it
+    crl: str | None                         # PEM CRL of ca
+    versions: list[str]
+    ciphers: str | None
+    alpn_protocols: list[str]
 
 
 class L7Rule(TypedDict):
     id: str
     type: str                   # c.L7RULE_TYPES
     compare_type: str           # c.L7RULE_COMPARE_TYPES
-    key: str | None             # the header or cookie name (HEADER, COOKIE only)
+    key: str | None             # the header or cookie name, or the DN field (HEADER, COOKIE, SSL_DN_FIELD)
     value: str
     invert: bool
     admin_state_up: bool
@@ -111,7 +152,8 @@ class Listener(TypedDict):
     default_pool_id: str | None
     insert_headers: dict[str, str]
     allowed_cidrs: list[str]
-    l7policies: NotRequired[list[L7Policy]]   # by position; HTTP listeners only
+    l7policies: NotRequired[list[L7Policy]]   # by position; HTTP and TERMINATED_HTTPS listeners only
+    tls: ListenerTLS | None     # TERMINATED_HTTPS only
 
 
 class LoadBalancer(TypedDict):
@@ -222,6 +264,8 @@ class Inventory(TypedDict, total=False):
 
     devices: int
     haproxy_version: str
+    tmos_version: str                   # bigip driver
+    as3_version: str                    # bigip driver
     loadbalancers: int
     capabilities: dict[str, list[str]]  # capability -> values every device offers
 

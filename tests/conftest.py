@@ -16,12 +16,18 @@ import httpx
 import pytest
 
 from lbaas import config as cfg
-from lbaas.api.auth import create_token
+from lbaas import wire
+from lbaas.controller.desired import desired_state
+from lbaas.keys import KeyManager
+from lbaas.api.tokens import create as create_token
 from lbaas.db.session import Database
 from lbaas.service import api_server, api_state
 from lbaas.testing.cluster import wait_lb
 from lbaas.testing.databases import BACKENDS, TempDatabase
 from lbaas.testing.polling import free_port
+
+# The local key store's key in every test server (Fernet: urlsafe base64 of 32 bytes).
+TEST_ENCRYPTION_KEY = "bGJhYXMtdGVzdHMtbG9jYWwta2V5LXN0b3JlLWtleSE="
 
 __all__ = ["BACKENDS", "Api", "dump", "free_port", "start_api"]  # what test modules import from here
 
@@ -48,19 +54,28 @@ def temp_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 class Api:
     """A running API server and an HTTP client with per-project tokens."""
 
-    def __init__(self, url: str, tokens: dict[str, str], db: Database, backend: str) -> None:
+    def __init__(self, url: str, tokens: dict[str, str], db: Database, backend: str,
+                 key_manager: KeyManager | None = None) -> None:
         self.url = url
         self.tokens = tokens
         self.db = db
         self.backend = backend
+        self.keys = key_manager
         self.client = httpx.Client(base_url=url, timeout=30)
 
     def request(self, method: str, path: str, *, token: str = "admin", **kwargs: Any) -> httpx.Response:
         headers = kwargs.pop("headers", {})
         if token:
             headers.setdefault("X-Auth-Token", self.tokens.get(token, token))
-        return self.client.request(method, "/v2" + path if not path.startswith("/v2") else path,
+        unversioned = path.startswith(("/v2", "/key-manager"))   # the Octavia API is under /v2
+        return self.client.request(method, path if unversioned else "/v2" + path,
                                    headers=headers, **kwargs)
+
+    def desired(self, lb_id: str) -> wire.DesiredState:
+        """The desired state of ``lb_id`` as a server sends it to an agent."""
+        assert self.keys is not None
+        with self.db.reading() as session:
+            return desired_state(session, lb_id, self.keys)
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.request("GET", path, **kw)
@@ -96,6 +111,7 @@ def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None
     overrides = {"api": {"bind_port": port, "token_file": token_file},
                  "database": {"connection": db_url},
                  "controller": {"noop_delay": 0.02},
+                 "certificates": {"encryption_key": TEST_ENCRYPTION_KEY},
                  "vip_subnets": {"test-subnet": "127.0.64.0/18", "tiny": "127.0.200.0/30",
                                  "test-subnet6": "fd00::/64"}}
     for section, values in (extra or {}).items():
@@ -104,7 +120,7 @@ def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None
     state = api_state(config, Database(db_url))
     server = api_server(state)
     server.start()
-    api = Api(f"http://127.0.0.1:{port}", tokens, state.services.db, backend)
+    api = Api(f"http://127.0.0.1:{port}", tokens, state.services.db, backend, state.services.keys)
 
     def stop() -> None:
         server.stop()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lbaas.controller.handlers import ControllerHandlers
+from lbaas.keys.local import LocalKeyManager, LocalStore
 from lbaas.db import models as m
 from lbaas.db.session import Database
 from lbaas.scheduler import Scheduler
@@ -25,7 +26,7 @@ ENV = "hosts"
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def handlers(request: pytest.FixtureRequest, temp_database: Any) -> Iterator[ControllerHandlers]:
     db = Database(temp_database(request.param).url)
-    yield ControllerHandlers(db, Scheduler(DOWN))
+    yield ControllerHandlers(db, Scheduler(DOWN), LocalKeyManager(LocalStore(db, None)))
     db.dispose()
 
 

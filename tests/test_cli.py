@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,12 +46,32 @@ def test_db_upgrade_then_token_create(tmp_path: Any) -> None:
     path.write_text(f"[database]\nconnection = sqlite:///{tmp_path}/db.sqlite\n[api]\ntoken_file = {tokens}\n")
     upgraded = lbaas("db", "upgrade", "--config-file", str(path))
     assert upgraded.returncode == 0 and upgraded.stdout.strip() == newest_migration(), upgraded.stderr
-    made = lbaas("token", "create", "--project", "p1", "--role", "reader", "--config-file", str(path))
+    made = lbaas("token", "create", "--project", "p1", "--role", "reader", "--expires-in", "60",
+                 "--config-file", str(path))
     token = made.stdout.strip()
-    assert made.returncode == 0 and len(token) > 30
-    stored = json.loads(tokens.read_text())
-    assert stored[token] == {"project_id": "p1", "roles": ["reader"]}
+    ident, _, secret = token.partition(".")
+    assert made.returncode == 0 and len(secret) > 30
+    stored = json.loads(tokens.read_text())["tokens"]
+    assert stored[ident]["project_id"] == "p1" and stored[ident]["roles"] == ["reader"]
+    assert stored[ident]["expires"] and secret not in tokens.read_text()  # only a salted hash is kept
     assert oct(tokens.stat().st_mode & 0o777) == "0o600"
+    listed = lbaas("token", "list", "--config-file", str(path))
+    assert listed.returncode == 0 and ident in listed.stdout and "p1" in listed.stdout
+    assert secret not in listed.stdout
+    assert lbaas("token", "revoke", ident, "--config-file", str(path)).returncode == 0
+    assert ident not in json.loads(tokens.read_text())["tokens"]
+    again = lbaas("token", "revoke", ident, "--config-file", str(path))
+    assert again.returncode == 1 and "no token with id" in again.stderr
+
+
+def test_policy_sample_lists_every_rule_with_its_default() -> None:
+    result = lbaas("policy-sample")
+    assert result.returncode == 0, result.stderr
+    assert '#"os_load-balancer_api:loadbalancer:post": "rule:load-balancer:write"' in result.stdout
+    assert '#"os_load-balancer_api:agent:rebind": "rule:load-balancer:admin"' in result.stdout
+    assert "# List Load Balancers\n# GET  /v2/lbaas/loadbalancers\n" in result.stdout
+    # Regenerate with: lbaas policy-sample > etc/policy.yaml.sample
+    assert (Path(__file__).parent.parent / "etc" / "policy.yaml.sample").read_text() == result.stdout
 
 
 def test_later_files_and_environment_win(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,10 @@
 """Two ``lbaas server`` and three ``lbaas agent`` processes on real PostgreSQL
-and RabbitMQ: spreading, affinity, fail-over, restarts, broker restart."""
+and RabbitMQ: spreading, affinity, fail-over, restarts, broker restart; with the noop
+driver, and with the bigip driver in front of one BIG-IP emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -13,20 +15,31 @@ from typing import Any
 import pytest
 
 from lbaas.messaging import Broker
+from lbaas.testing.bigip import BigIPEmulator
 from lbaas.testing.cluster import Cluster, rabbitmqctl, wait_lb
 
 HOSTS = ["host-1", "host-2", "host-3"]
 
 
-@pytest.fixture(scope="module", params=["postgresql", "mariadb"])
+@pytest.fixture(scope="module", params=["postgresql", "mariadb", "postgresql+bigip"])
 def cluster(request: pytest.FixtureRequest, temp_database: Any,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    db = temp_database(request.param, migrate=False)
-    cluster = Cluster(str(tmp_path_factory.mktemp("cluster")), db.url)
-    try:
-        yield cluster.start_all(["server-1", "server-2"], HOSTS)
-    finally:
-        cluster.stop()
+    """``database[+bigip]``: the agents' driver is noop, or bigip with every agent in front
+    of one BIG-IP emulator (started here)."""
+    backend, _, driver = request.param.partition("+")
+    db = temp_database(backend, migrate=False)
+    with contextlib.ExitStack() as stack:
+        options: dict[str, str] = {}
+        if driver == "bigip":
+            device = stack.enter_context(BigIPEmulator())
+            options = {"bigip_hosts": device.url, "bigip_username": "admin", "bigip_password": "admin",
+                       "bigip_ca_file": str(device.certificate)}
+        cluster = Cluster(str(tmp_path_factory.mktemp("cluster")), db.url, device_driver=driver or "noop",
+                          device_options=options)
+        try:
+            yield cluster.start_all(["server-1", "server-2"], HOSTS)
+        finally:
+            cluster.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from lbaas import config as cfg
 from lbaas.db.session import Database
@@ -106,7 +107,7 @@ VALUE_CASES = {
     "negative agent capacity": ("agent", "[agent]\nmax_loadbalancers = -1\n", "[agent] max_loadbalancers", "at least 0"),
     "negative device capacity": ("agent", "[device]\nmax_loadbalancers = -1\n", "[device] max_loadbalancers", "at least 0"),
     "quota below -1": ("server", "[quotas]\ndefault_pool_quota = -2\n", "default_pool_quota", "at least -1"),
-    "auth strategy": ("server", "[api]\nauth_strategy = keystone\n", "[api] auth_strategy", "token, noauth"),
+    "auth strategy": ("server", "[api]\nauth_strategy = ldap\n", "[api] auth_strategy", "token, keystone, noauth"),
     "scheduler policy": ("server", "[controller]\nscheduler_policy = fair\n", "scheduler_policy", "least_loaded, random"),
     "device driver": ("agent", "[agent]\ndevice_driver = f5\n", "[agent] device_driver", "noop, haproxy"),
     "vip subnet": ("server", "[vip_subnets]\npublic = 10.0.0.0/33\n", "[vip_subnets] public", "not a CIDR"),
@@ -198,8 +199,11 @@ TOKEN_CASES = {
     "missing": (None, ["tokens.json does not exist",
                        "lbaas token create --config-file {conf} --project P --role admin"]),
     "malformed": ('{"abc": ', ["tokens.json is not valid JSON"]),
-    "a list": ('["abc"]', ["tokens.json holds a JSON list, not an object"]),
-    "no roles": (f'{{"{SECRET}": {{"project_id": "p"}}}}', ["tokens.json entry 1 is not", "roles"]),
+    "a list": ('["abc"]', ['tokens.json is not {{"format": 2, "tokens"']),
+    "tokens in clear": (f'{{"{SECRET}": {{"project_id": "p", "roles": ["admin"]}}}}',
+                        ["tokens.json holds tokens in clear (the old format)", "lbaas token create"]),
+    "no roles": ('{"format": 2, "tokens": {"0123456789abcdef": {"project_id": "p"}}}',
+                 ["tokens.json: entry 1 is malformed"]),
     "empty": ("{}", ["tokens.json holds no tokens"]),
 }
 
@@ -212,6 +216,18 @@ def test_a_token_file_that_cannot_be_used_is_refused(case: str, tmp_path: Path, 
     result = lbaas("server", server_conf(migrated, "[api]\ntoken_file = tokens.json\n"), tmp_path)
     assert_refused(result, str(tmp_path / "tokens.json"),
                    *(name.format(conf=tmp_path / "x.conf") for name in names))
+
+
+def test_keystone_without_a_service_user_is_refused(tmp_path: Path, migrated: str) -> None:
+    result = lbaas("server", server_conf(migrated, "[api]\nauth_strategy = keystone\n"), tmp_path)
+    assert_refused(result, "[keystone_authtoken] auth_url, username, password not set")
+
+
+def test_a_broken_policy_file_is_refused(tmp_path: Path, migrated: str) -> None:
+    (tmp_path / "policy.yaml").write_text("{{{ not yaml")
+    conf = server_conf(migrated, f"[api]\nauth_strategy = noauth\npolicy_file = {tmp_path / 'policy.yaml'}\n"
+                                 f"[certificates]\nencryption_key = {Fernet.generate_key().decode()}\n")
+    assert_refused(lbaas("server", conf, tmp_path), "[api] policy_file", "cannot be used")
 
 
 APPLIANCE_CASES = {
@@ -331,7 +347,8 @@ def test_token_create_writes_the_file_the_server_reads(tmp_path: Path) -> None:
     conf = tmp_path / "server.conf"
     # Relative paths, given in the file: both commands run from the same directory.
     conf.write_text(f"[api]\nbind_port = {port}\ntoken_file = tokens.json\n"
-                    "[database]\nconnection = sqlite:///lbaas.sqlite\n")
+                    "[database]\nconnection = sqlite:///lbaas.sqlite\n"
+                    f"[certificates]\nencryption_key = {Fernet.generate_key().decode()}\n")
     for command in ("db upgrade", "token create --project p1 --role admin"):
         done = subprocess.run([LBAAS, *command.split(), "--config-file", "server.conf"], cwd=tmp_path,
                               capture_output=True, text=True, timeout=60)

@@ -22,6 +22,7 @@ from lbaas.controller.desired import desired_state
 from lbaas.controller.handlers import ControllerHandlers
 from lbaas.db import models as m
 from lbaas.db.session import Database
+from lbaas.keys.local import LocalKeyManager, LocalStore
 from tests.conftest import BACKENDS
 
 VIP = "10.1.2.3"
@@ -93,7 +94,7 @@ def test_desired_state_round_trips_through_the_appliance(db: Database) -> None:
             session.add(row)
             session.flush()
     with db.reading() as session:
-        desired = desired_state(session, "lb-1")
+        desired = desired_state(session, "lb-1", LocalKeyManager(LocalStore(db, None)))
 
     assert not desired["deleted"]
     validated = validate(desired)
@@ -124,7 +125,7 @@ def test_a_deleted_load_balancer_is_a_deletion(db: Database) -> None:
 
 def desired_state_of(db: Database, lb_id: str) -> wire.DesiredState:
     with db.reading() as session:
-        return desired_state(session, lb_id)
+        return desired_state(session, lb_id, LocalKeyManager(LocalStore(db, None)))
 
 
 def test_the_status_document_becomes_one_device_report() -> None:

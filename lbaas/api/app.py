@@ -1,4 +1,6 @@
-"""The ASGI application: every route under both /v2 and /v2.0.
+"""The ASGI application: every route under both /v2 and /v2.0, and with
+``[certificates] backend = local`` the key store's Barbican subset under
+/key-manager (``routes.secrets``, an application of its own).
 
 From the outside in: ``limits.RequestGuard`` (body size, request target),
 ``retry.RetryDeadlocks`` (replays writes that lost a deadlock), then the
@@ -18,7 +20,7 @@ from lbaas import __version__
 from lbaas.api import errors, limits, openapi, retry
 from lbaas.api.deps import State
 from lbaas.api.routes import (agents, healthmonitors, l7policies, l7rules, listeners, loadbalancers, members,
-                              misc, pools, quotas)
+                              misc, pools, quotas, secrets)
 from lbaas.scheduler import Scheduler
 
 ROUTERS = (loadbalancers.router, listeners.router, pools.router, members.router,
@@ -78,5 +80,7 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     for prefix in ("/v2", "/v2.0"):
         for router in ROUTERS:
             app.include_router(router, prefix=prefix, include_in_schema=prefix == "/v2")
+    if state.services.config.certificates.backend == "local":
+        secrets.mount(app)  # the local key store's Barbican subset, under /key-manager
     openapi.install(app)
     return app

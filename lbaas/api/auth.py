@@ -1,20 +1,26 @@
-"""Who is calling: tokens, projects and roles.
+"""Who is calling (a ``Context``: project, user, roles) and what the policy lets it do.
 
-``token`` strategy: a JSON file maps each token to a project and roles
-(``lbaas token create`` writes it; the file is re-read when it changes).
-Only a SHA-256 of each token is kept in memory and none is ever logged.
+Three ways to authenticate, one policy (``lbaas.api.policy``) whatever the way:
+
+- ``token``: the local token file (``lbaas.api.tokens``: salted hashes, looked
+  up by the token's id, re-read when the file changes);
+- ``keystone``: Keystone tokens through keystonemiddleware
+  (``lbaas.api.keystone``);
+- ``noauth``: every caller is an administrator of X-Project-Id (development only).
+
+A refused action raises ``Forbidden`` (403, ``policy.REFUSED``); what a
+caller may not see is ``NotFound``, by scoping lookups with ``visible_project``.
+No token is ever logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
-import secrets
 import threading
 
 from lbaas import constants as c
+from lbaas.api import policy, tokens
 from lbaas.errors import Forbidden, Unauthorized
 
 TOKEN_HEADER = "X-Auth-Token"
@@ -24,91 +30,88 @@ TOKEN_HEADER = "X-Auth-Token"
 class Context:
     project_id: str
     roles: frozenset[str]
+    user_id: str = ""
+    noauth: bool = False  # oslo.policy's is_admin:True
+    policy: policy.Policy = dataclasses.field(default_factory=policy.default, compare=False, repr=False)
+
+    def allowed(self, rule: str, project_id: str | None = None) -> bool:
+        """Whether ``rule`` lets this caller act on ``project_id``'s objects (default: its own)."""
+        return self.policy.allowed(rule, self.project_id if project_id is None else project_id, self)
+
+    def authorize(self, rule: str, project_id: str | None = None) -> None:
+        if not self.allowed(rule, project_id):
+            raise Forbidden(policy.REFUSED)
 
     @property
     def is_admin(self) -> bool:
-        return c.ROLE_ADMIN in self.roles
+        return self.allowed("context_is_admin")
 
-    @property
-    def can_write(self) -> bool:
-        return bool(self.roles & {c.ROLE_ADMIN, c.ROLE_MEMBER})
+    def visible_project(self, kind: str) -> str | None:
+        """The project a lookup of ``kind`` is confined to; None (every project) with its get_all-global."""
+        return None if self.allowed(f"{kind}:get_all-global") else self.project_id
 
-    def require_write(self) -> None:
-        if not self.can_write:
-            raise Forbidden("Policy does not allow this request to be performed.")
-
-    def require_admin(self) -> None:
-        if not self.is_admin:
-            raise Forbidden("Policy does not allow this request to be performed.")
-
-    def scope(self, project_id: str | None) -> str | None:
-        """The project a query must be limited to (None: all, for admins)."""
+    def writable_project(self) -> str | None:
+        """The project a change is confined to: another project's object is NotFound, unless admin."""
         return None if self.is_admin else self.project_id
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class TokenStore:
-    """Tokens from a JSON file: ``{token: {"project_id": .., "roles": [..]}}``."""
+    """Tokens from the local token file; see ``lbaas.api.tokens``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, rules: policy.Policy | None = None) -> None:
         self.path = path
+        self.policy = rules or policy.default()
         self._lock = threading.Lock()
-        self._mtime: float | None = None
-        self._contexts: dict[str, Context] = {}
+        self._mtime: int | None = None
+        # id -> (entry, its caller), replaced whole so a reader never sees half a reload
+        self._tokens: dict[str, tuple[tokens.Entry, Context]] = {}
+        self._reload(strict=True)
 
     def authenticate(self, token: str | None) -> Context:
         if not token:
             raise Unauthorized("Authentication required: send a token in X-Auth-Token.")
         self._reload()
-        context = self._contexts.get(_digest(token))
-        if context is None:
+        parts = tokens.split(token)
+        found = self._tokens.get(parts[0]) if parts else None
+        if parts is None or found is None or not found[0].matches(parts[1]):
             raise Unauthorized("The token is not valid.")
-        return context
+        if found[0].expired(tokens.now()):
+            raise Unauthorized("The token has expired.")
+        return found[1]
 
-    def _reload(self) -> None:
+    def _reload(self, strict: bool = False) -> None:
         try:
-            mtime = os.stat(self.path).st_mtime
+            mtime: int | None = os.stat(self.path).st_mtime_ns
         except FileNotFoundError:
             mtime = None
         if mtime == self._mtime:
             return
         with self._lock:
-            entries = _read(self.path)
-            self._contexts = {
-                _digest(token): Context(str(entry["project_id"]), frozenset(entry.get("roles", [])))
-                for token, entry in entries.items()
-            }
+            try:
+                entries = tokens.read(self.path)
+            except tokens.TokenFileError:
+                if strict:
+                    raise
+                # A bad edit of a running server's file keeps the tokens it had.
+                tokens.LOG.warning("token file %s cannot be used; keeping the previous tokens",
+                                   os.path.abspath(self.path))
+                self._mtime = mtime
+                return
+            self._tokens = {ident: (entry, Context(entry.project_id, frozenset(entry.roles), f"token-{ident}",
+                                                   policy=self.policy)) for ident, entry in entries.items()}
             self._mtime = mtime
-
-
-def _read(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        return {}
-
-
-def create_token(path: str, project_id: str, role: str) -> str:
-    """Add a new random token for ``project_id`` with ``role``; return it."""
-    if role not in c.ROLES:
-        raise ValueError(f"role must be one of {', '.join(c.ROLES)}")
-    token = secrets.token_urlsafe(32)
-    entries = _read(path)
-    entries[token] = {"project_id": project_id, "roles": [role]}
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
-        json.dump(entries, handle, indent=1)
-    os.replace(tmp, path)
-    return token
 
 
 class NoAuth:
     """Every caller is an admin; the project comes from X-Project-Id."""
 
+    def __init__(self, rules: policy.Policy | None = None) -> None:
+        self.policy = rules or policy.default()
+
     def authenticate(self, token: str | None, project_id: str | None = None) -> Context:
-        return Context(project_id or "admin", frozenset({c.ROLE_ADMIN}))
+        return Context(project_id or "admin", frozenset({c.ROLE_ADMIN}), "noauth", noauth=True, policy=self.policy)
+
+
+def create_token(path: str, project_id: str, role: str, expires_in: float | None = None) -> str:
+    """Add a new random token for ``project_id`` with ``role`` to the token file; return it."""
+    return tokens.create(path, project_id, role, expires_in)

@@ -10,6 +10,7 @@ from fastapi import Request
 
 from lbaas.api import limits, schemas
 from lbaas.api.auth import TOKEN_HEADER, Context, NoAuth, TokenStore
+from lbaas.api.keystone import KeystoneAuth
 from lbaas.errors import BadRequest
 from lbaas.services import Services
 
@@ -23,7 +24,7 @@ class State:
     """The API's process state: the services behind it and who may call it."""
 
     services: Services
-    auth: TokenStore | NoAuth
+    auth: TokenStore | KeystoneAuth | NoAuth
 
 
 def state(request: Request) -> State:
@@ -39,6 +40,8 @@ def context(request: Request) -> Context:
     auth = state(request).auth
     if isinstance(auth, NoAuth):
         ctx = auth.authenticate(None, _project_header(request))
+    elif isinstance(auth, KeystoneAuth):
+        ctx = auth.authenticate(request.headers)
     else:
         ctx = auth.authenticate(request.headers.get(TOKEN_HEADER))
     _limit_writes(request, ctx)

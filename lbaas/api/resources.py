@@ -40,6 +40,11 @@ class Kind:
     def render_one(self, session: Session, obj: Any) -> dict[str, Any]:
         return self.render(session, [obj])[0]
 
+    @property
+    def rules(self) -> str:
+        """This kind in policy rule names: ``os_load-balancer_api:<rules>:<action>``."""
+        return "l7rule" if self is L7RULE else self.name
+
 
 LOADBALANCER = Kind("loadbalancer", "loadbalancers", "Load Balancer", m.LoadBalancer,
                     views.loadbalancer, views.related_loadbalancers, "load_balancer")
@@ -62,10 +67,18 @@ PAGING_KEYS = {"limit", "marker", "page_reverse", "sort", "sort_key", "sort_dir"
 
 
 def get(session: Session, kind: Kind, ident: str, ctx: Context, *, lock: bool = False) -> Any:
-    """The object, or NotFound (also when it belongs to another project)."""
+    """The object, or NotFound (also when it belongs to a project the caller may not see)."""
     obj = session.get(kind.model, ident, with_for_update=lock)
-    if obj is None or (not ctx.is_admin and obj.project_id != ctx.project_id):
+    project = ctx.visible_project(kind.rules)
+    if obj is None or (project is not None and obj.project_id != project):
         raise NotFound(kind.label, ident)
+    return obj
+
+
+def readable(session: Session, kind: Kind, ident: str, ctx: Context, action: str = "get_one") -> Any:
+    """A visible object the policy lets the caller read (``<kind>:<action>``)."""
+    obj = get(session, kind, ident, ctx)
+    ctx.authorize(f"{kind.rules}:{action}", obj.project_id)
     return obj
 
 
@@ -81,8 +94,9 @@ def list_page(session: Session, kind: Kind, ctx: Context, params: Mapping[str, l
     ``scope``: columns the listing is confined to (a pool's members: its pool_id)."""
     model = kind.model
     query = select(model).where(*[getattr(model, key) == value for key, value in (scope or {}).items()])
-    if not ctx.is_admin:
-        query = query.where(model.project_id == ctx.project_id)
+    project = ctx.visible_project(kind.rules)
+    if project is not None:
+        query = query.where(model.project_id == project)
     query = _filter(query, model, params)
     query = _filter_tags(query, model, params)
     limit = _limit(params, max_limit)
@@ -90,7 +104,7 @@ def list_page(session: Session, kind: Kind, ctx: Context, params: Mapping[str, l
     reverse = bool_param(params, "page_reverse")
     marker = _one(params, "marker")
     if marker:
-        query = query.where(_after(session, model, keys, marker, reverse, ctx))
+        query = query.where(_after(session, model, keys, marker, reverse, project))
     order = [(col.desc() if desc != reverse else col.asc()) for col, desc in keys]
     rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
     more = len(rows) > limit
@@ -175,11 +189,11 @@ def _sortable(column: Any) -> Any:
 
 
 def _after(session: Session, model: Any, keys: list[tuple[Any, bool]], marker: str,
-           reverse: bool, ctx: Context) -> Any:
+           reverse: bool, project: str | None) -> Any:
     """Keyset condition: rows strictly after the marker in the requested order."""
     row = session.execute(select(*[col for col, _ in keys], model.project_id)
                           .where(model.id == marker)).first()
-    if row is None or (not ctx.is_admin and row[-1] != ctx.project_id):
+    if row is None or (project is not None and row[-1] != project):
         raise BadRequest(f"Marker {_shown(marker)} not found.")
     clauses = []
     for i, (col, desc) in enumerate(keys):

@@ -57,6 +57,17 @@ CompareType = Literal[c.L7RULE_COMPARE_TYPES]  # type: ignore[valid-type]  # val
 RedirectUrl = Annotated[str, Field(max_length=2048), AfterValidator(validate.redirect_url)]
 RedirectPrefix = Annotated[str, Field(max_length=2048), AfterValidator(validate.redirect_prefix)]
 Position = Annotated[int, Field(ge=1, le=2**31 - 1)]
+# A key manager's reference (a URL); what it points at is checked by the key manager.
+Ref = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^https?://[!-~]+$")]
+SniRefs = Annotated[list[Ref], Field(max_length=100)]
+ClientAuth = Literal[c.CLIENT_AUTH_MODES]  # type: ignore[valid-type]  # values from constants, see above
+TlsVersions = Annotated[list[Literal[c.TLS_VERSIONS]],  # type: ignore[valid-type]  # values from constants
+                        Field(min_length=1, max_length=len(c.TLS_VERSIONS)), AfterValidator(validate.tls_versions)]
+AlpnProtocols = Annotated[list[Literal[c.ALPN_PROTOCOLS]],  # type: ignore[valid-type]  # values from constants
+                          Field(min_length=1, max_length=len(c.ALPN_PROTOCOLS))]
+# max_length: the width of the tls_ciphers columns.
+TlsCiphers = Annotated[str, Field(max_length=2048), AfterValidator(validate.tls_ciphers)]
+HstsMaxAge = Annotated[int, Field(ge=0, le=2**31 - 1)]
 
 
 class Body(BaseModel):
@@ -172,6 +183,12 @@ class PoolCreate(Owned):
     listener_id: str | None = None
     loadbalancer_id: str | None = None
     tls_enabled: bool = False
+    tls_container_ref: Ref | None = None
+    ca_tls_container_ref: Ref | None = None
+    crl_container_ref: Ref | None = None
+    tls_versions: TlsVersions | None = None
+    tls_ciphers: TlsCiphers | None = None
+    alpn_protocols: AlpnProtocols | None = None
     # Only in a fully populated load balancer.
     members: list[MemberCreate] = []
     healthmonitor: HealthMonitorCreate | None = None
@@ -184,6 +201,12 @@ class PoolUpdate(Body):
     lb_algorithm: Algorithm | None = None
     session_persistence: SessionPersistence | None = None
     tls_enabled: bool | None = None
+    tls_container_ref: Ref | None = None
+    ca_tls_container_ref: Ref | None = None
+    crl_container_ref: Ref | None = None
+    tls_versions: TlsVersions | None = None
+    tls_ciphers: TlsCiphers | None = None
+    alpn_protocols: AlpnProtocols | None = None
     tags: Tags | None = None
 
 
@@ -264,15 +287,23 @@ class ListenerCreate(Owned):
     timeout_tcp_inspect: Timeout = None
     insert_headers: Headers = {}
     allowed_cidrs: Cidrs | None = None
+    default_tls_container_ref: Ref | None = None
+    sni_container_refs: SniRefs = []
+    client_authentication: ClientAuth = c.CLIENT_AUTH_NONE
+    client_ca_tls_container_ref: Ref | None = None
+    client_crl_container_ref: Ref | None = None
+    tls_versions: TlsVersions | None = None
+    tls_ciphers: TlsCiphers | None = None
+    alpn_protocols: AlpnProtocols | None = None
+    hsts_max_age: HstsMaxAge | None = None
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
     # Only in a fully populated load balancer.
     default_pool: PoolCreate | None = None
     l7policies: list[L7PolicyCreate] = []
 
     @model_validator(mode="after")
     def _check(self) -> "ListenerCreate":
-        if self.protocol == c.PROTOCOL_TERMINATED_HTTPS:
-            raise ValueError("TERMINATED_HTTPS needs a key manager, which this deployment does not have; "
-                             "use HTTPS (TLS pass-through) instead")
         if self.default_pool is not None and self.default_pool_id is not None:
             raise ValueError("give default_pool or default_pool_id, not both")
         return self
@@ -290,6 +321,17 @@ class ListenerUpdate(Body):
     timeout_tcp_inspect: Timeout = None
     insert_headers: Headers | None = None
     allowed_cidrs: Cidrs | None = None
+    default_tls_container_ref: Ref | None = None
+    sni_container_refs: SniRefs | None = None
+    client_authentication: ClientAuth | None = None
+    client_ca_tls_container_ref: Ref | None = None
+    client_crl_container_ref: Ref | None = None
+    tls_versions: TlsVersions | None = None
+    tls_ciphers: TlsCiphers | None = None
+    alpn_protocols: AlpnProtocols | None = None
+    hsts_max_age: HstsMaxAge | None = None
+    hsts_include_subdomains: bool | None = None
+    hsts_preload: bool | None = None
     tags: Tags | None = None
 
 

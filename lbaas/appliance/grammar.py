@@ -33,11 +33,29 @@ _METHOD = r"(?:GET|HEAD|POST|PUT|DELETE|TRACE|OPTIONS|PATCH|CONNECT)"
 # never holding "${"; a header name an RFC 7230 token without HAProxy's metacharacters.
 _L7_VALUE = r"(?:(?!\$\{)[A-Za-z0-9\-._~!&()*+,;=:@/?^$\[\]{}|<>]){1,1025}"
 _HEADER_NAME = r"[A-Za-z0-9\-_.!*+^|~]{1,64}"
+_DN_FIELD = r"(?:SN|GN|C|ST|L|O|OU|CN|DC|EMAIL|UID|serialNumber|title)"
 _L7_FETCH = (rf"(?:req\.hdr\(host\),field\(1,:\) -i|path|req\.hdr\({_HEADER_NAME}\)"
-             rf"|req\.cook\({_COOKIE}\))")
+             rf"|req\.cook\({_COOKIE}\)|ssl_c_s_dn\({_DN_FIELD}\))")
 _REDIRECT = (r"https?://(?:[A-Za-z0-9.\-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
              r"(?:/[A-Za-z0-9\-._~!&()*+,;=:@/?]{0,2000})?")
 _CONDITION = rf"!?rule_{_ID}(?: !?rule_{_ID}){{0,49}}"
+# TLS: versions, OpenSSL cipher names (lbaas.validate.tls_ciphers), ALPN protocol names.
+_TLS_VERSION = r"(?:SSLv3|TLSv1\.[0-3])"
+_CIPHER = r"[A-Z0-9][A-Za-z0-9_-]{0,63}"
+_CIPHERS = rf"{_CIPHER}(?::{_CIPHER}){{0,199}}"
+_ALPN_NAME = r"(?:h2|http/1\.[01])"
+_TLS_OPTIONS = (rf" ssl-min-ver {_TLS_VERSION} ssl-max-ver {_TLS_VERSION}(?: ciphers {_CIPHERS})?"
+                rf"(?: ciphersuites {_CIPHERS})?(?: alpn {_ALPN_NAME}(?:,{_ALPN_NAME}){{0,2}})?")
+_BIND_TLS = (rf" ssl crt {_PATH}(?: crt-list {_PATH})?"
+             rf"(?: ca-file {_PATH} verify (?:optional|required)(?: crl-file {_PATH})?)?{_TLS_OPTIONS}")
+_SERVER_TLS = (rf" ssl(?: verify required ca-file {_PATH}(?: crl-file {_PATH})?| verify none)"
+               rf"(?: crt {_PATH})?{_TLS_OPTIONS}")
+# The client certificate headers, each with its fixed value (render._SSL_CLIENT_HEADERS).
+_SSL_HEADER = (r"(?:X-SSL-Client-Verify %\[ssl_c_verify\]|X-SSL-Client-Has-Cert %\[ssl_c_used\]"
+               r"|X-SSL-Client-DN %\{\+Q\}\[ssl_c_s_dn\]|X-SSL-Client-CN %\{\+Q\}\[ssl_c_s_dn\(cn\)\]"
+               r"|X-SSL-Issuer %\{\+Q\}\[ssl_c_i_dn\]|X-SSL-Client-SHA1 %\{\+Q\}\[ssl_c_sha1,hex\]"
+               r"|X-SSL-Client-Not-Before %\{\+Q\}\[ssl_c_notbefore\]"
+               r"|X-SSL-Client-Not-After %\{\+Q\}\[ssl_c_notafter\])")
 
 _SECTION = re.compile(rf"(global|defaults|frontend listener_{_ID}|backend pool_{_ID})",
                       re.ASCII)
@@ -62,7 +80,7 @@ _DEFAULTS = (
 )
 _FRONTEND = (
     r"mode (?:http|tcp)",
-    rf"bind {_ENDPOINT}(?: transparent)?",
+    rf"bind {_ENDPOINT}(?: transparent)?(?:{_BIND_TLS})?",
     r"option idle-close-on-response",
     rf"maxconn {_INT}",
     rf"timeout client {_MS}",
@@ -75,6 +93,11 @@ _FRONTEND = (
     r"http-request set-header X-Forwarded-Port %\[dst_port\]",
     r"http-request set-header X-Forwarded-Proto https?",
     rf"acl rule_{_ID} {_L7_FETCH} -m (?:str|beg|end|sub|reg) -- {_L7_VALUE}",
+    rf"acl rule_{_ID} ssl_c_used -m bool",
+    rf"acl rule_{_ID} ssl_c_verify -m int -- [0-9]{{1,5}}",
+    rf"http-request set-header {_SSL_HEADER}",
+    (r'http-response set-header Strict-Transport-Security '
+     r'"max-age=[0-9]{1,10}(?:; includeSubDomains)?(?:; preload)?"'),
     rf"http-request deny deny_status 403 if {_CONDITION}",
     rf"http-request redirect (?:location|prefix) {_REDIRECT} code 30[12378] if {_CONDITION}",
     rf"use_backend pool_{_ID} if {_CONDITION}",
@@ -96,8 +119,8 @@ _BACKEND = (
     r"http-check expect status [0-9]{3}",
     r"option ssl-hello-chk",
     (rf"server member_{_ID} {_ENDPOINT} weight {_INT}(?: backup)?(?: disabled)?"
-     rf"(?: cookie member_{_ID})?(?: send-proxy(?:-v2)?)?"
-     rf"(?: check inter {_INT}s fall {_INT} rise {_INT}(?: check-ssl verify none)?"
+     rf"(?: cookie member_{_ID})?(?: send-proxy(?:-v2)?)?(?:{_SERVER_TLS})?"
+     rf"(?: check inter {_INT}s fall {_INT} rise {_INT}(?: check-ssl(?: verify none)?)?"
      rf"(?: check-send-proxy)?(?: addr (?:{_IP}|\[{_IP}\]))?(?: port {_INT})?)?"),
 )
 

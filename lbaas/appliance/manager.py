@@ -2,14 +2,20 @@
 HAProxy processes.
 
 The state directory is the only memory: one folder per load balancer holding desired.json
-(the last state accepted), haproxy.cfg (the configuration in force), the pid file, the
-sockets and the saved server state. ``recover()`` rebuilds everything from it.
+(the last state accepted, 0600: it holds private keys), haproxy.cfg (the configuration in
+force), the TLS files it names (``tlsfiles``), the pid file, the sockets and the saved server
+state. ``recover()`` rebuilds everything from it. ``get`` answers the desired state with every
+private key redacted.
+
+A change of TLS file content alone (a rotated certificate under the same id) reloads HAProxy
+like a change of configuration: it is never "unchanged" nor a runtime-only change.
 
 Changes to one load balancer are serialised by its own lock; different load balancers
 proceed in parallel. A claim table of address:port pairs, updated under a short global
 lock, keeps two load balancers from asking for the same listener endpoint.
 """
 
+import copy
 import grp
 import ipaddress
 import json
@@ -24,7 +30,7 @@ from pathlib import Path
 
 from lbaas import constants as c
 from lbaas import wire
-from lbaas.appliance import process, render
+from lbaas.appliance import process, render, tlsfiles
 from lbaas.appliance.errors import Conflict, DeviceFault, HAProxyFailure
 from lbaas.appliance.process import HAProxyInstance, Paths
 from lbaas.appliance.schema import ID_PATTERN, validate
@@ -35,6 +41,8 @@ LOG = logging.getLogger(__name__)
 Endpoint = tuple[str, int]
 # HAProxy's empty root, beside the load balancers' folders (which ids never start with '.').
 CHROOT_DIR = ".chroot"
+# What GET answers in place of a private key.
+REDACTED = "<redacted>"
 
 
 @dataclass
@@ -94,10 +102,11 @@ class Manager:
                     for k, e in sorted(self._entries.items())]
 
     def get(self, lb_id: str) -> wire.LoadBalancer | None:
-        """The desired state last accepted for ``lb_id``, None if unknown."""
+        """The desired state last accepted for ``lb_id`` with its private keys redacted,
+        None if unknown."""
         with self._registry:
             entry = self._entries.get(lb_id)
-        return entry.desired if entry else None
+        return redacted(entry.desired) if entry else None
 
     def status(self, lb_id: str) -> wire.StatusDocument | None:
         """The status document of ``lb_id`` (see ``status.py``), None if unknown."""
@@ -187,36 +196,52 @@ class Manager:
                   desired: wire.LoadBalancer) -> str:
         paths = instance.paths
         paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tls = _tls_files(paths, desired)
         try:
             instance.check_paths()
             text = self._render(instance, desired)
             if not instance.is_running():
-                return self._start(instance, previous, desired, text)
-            current = instance.installed_config()
-            if text == current:
-                applied = c.APPLIED_UNCHANGED
-            elif previous and self._runtime(instance, previous.desired, desired, text, current):
-                applied = c.APPLIED_RUNTIME
+                applied = self._start(instance, previous, desired, text, tls)
             else:
-                _check_endpoints_free(desired)
-                self._reload(instance, text)
-                applied = c.APPLIED_RELOADED
+                applied = self._change(instance, previous, desired, text, tls)
         except Exception:
             if previous is None:
                 self._discard(instance)
             raise
         _save_desired(paths, desired)
+        tlsfiles.prune(tlsfiles.folder_of(paths.root), tls)
         return applied
 
-    def _start(self, instance: HAProxyInstance, previous: _Entry | None, desired: wire.LoadBalancer,
-               text: str) -> str:
-        instance.check(text)
-        instance.stop()  # leftovers of a half-dead HAProxy would hold the ports
+    def _change(self, instance: HAProxyInstance, previous: _Entry | None,
+                desired: wire.LoadBalancer, text: str, tls: dict[Path, str]) -> str:
+        """Bring a running HAProxy to ``text`` and ``tls``: nothing, runtime or reload."""
+        current = instance.installed_config()
+        # HAProxy reads the TLS files only when it loads its configuration.
+        tls_changed = tlsfiles.differs(tls)
+        if text == current and not tls_changed:
+            return c.APPLIED_UNCHANGED
+        if not tls_changed and previous and self._runtime(instance, previous.desired, desired,
+                                                          text, current):
+            return c.APPLIED_RUNTIME
         _check_endpoints_free(desired)
+        self._reload(instance, text, tls)
+        return c.APPLIED_RELOADED
+
+    def _start(self, instance: HAProxyInstance, previous: _Entry | None, desired: wire.LoadBalancer,
+               text: str, tls: dict[Path, str]) -> str:
+        undo = tlsfiles.write(tlsfiles.folder_of(instance.paths.root), tls)
+        try:
+            instance.check(text)
+            instance.stop()  # leftovers of a half-dead HAProxy would hold the ports
+            _check_endpoints_free(desired)
+        except DeviceFault:
+            undo.restore()
+            raise
         instance.install(text)
         try:
             instance.start()
         except HAProxyFailure:
+            undo.restore()
             if previous is not None and instance.rollback():
                 self._try_start(instance)
             raise
@@ -240,14 +265,22 @@ class Manager:
         instance.install(text)
         return True
 
-    def _reload(self, instance: HAProxyInstance, text: str) -> None:
-        instance.check(text)
+    def _reload(self, instance: HAProxyInstance, text: str, tls: dict[Path, str]) -> None:
+        # The files first: ``haproxy -c`` and the new worker read them. The running worker
+        # loaded its own copies and is not affected.
+        undo = tlsfiles.write(tlsfiles.folder_of(instance.paths.root), tls)
+        try:
+            instance.check(text)
+        except DeviceFault:
+            undo.restore()
+            raise
         instance.install(text)
         try:
             instance.reload()
         except HAProxyFailure:
             LOG.error("reload of %s failed; going back to the previous configuration",
                       instance.paths.root.name)
+            undo.restore()
             instance.rollback()
             try:
                 instance.reload()  # brings the master out of its failed-reload wait mode
@@ -275,6 +308,8 @@ class Manager:
         if instance.is_running():
             LOG.info("adopted the running haproxy of %s", lb_id)
             return
+        # A crash may have left the TLS files behind the desired state they belong to.
+        tlsfiles.write(tlsfiles.folder_of(instance.paths.root), _tls_files(instance.paths, desired))
         if instance.installed_config() is None:
             instance.install(self._render(instance, desired))
         self._try_start(instance)
@@ -299,7 +334,8 @@ class Manager:
     def _render(self, instance: HAProxyInstance, desired: wire.LoadBalancer) -> str:
         paths = instance.paths
         return render.render(desired, str(paths.stats_socket), str(paths.server_state),
-                             transparent=self.transparent, confinement=self.confinement)
+                             transparent=self.transparent, confinement=self.confinement,
+                             tls_folder=tlsfiles.folder_of(paths.root))
 
     def _instance(self, lb_id: str) -> HAProxyInstance:
         return HAProxyInstance(Paths(self.state_dir / lb_id), self.haproxy_bin)
@@ -352,6 +388,21 @@ def _overlap(a: Endpoint, b: Endpoint) -> bool:
 
 
 def _save_desired(paths: Paths, desired: wire.LoadBalancer) -> None:
-    tmp = paths.desired.with_name("desired.json.tmp")
-    tmp.write_text(json.dumps(desired, indent=1, sort_keys=True))
-    tmp.replace(paths.desired)
+    # 0600 like the TLS files: it holds their private keys.
+    tlsfiles.write_private(paths.desired, json.dumps(desired, indent=1, sort_keys=True))
+
+
+def _tls_files(paths: Paths, desired: wire.LoadBalancer) -> dict[Path, str]:
+    return tlsfiles.files(desired, tlsfiles.folder_of(paths.root))
+
+
+def redacted(desired: wire.LoadBalancer) -> wire.LoadBalancer:
+    """A copy of ``desired`` with every private key replaced by ``REDACTED``."""
+    out = copy.deepcopy(desired)
+    certificates = [cert for ln in out["listeners"] if ln["tls"]
+                    for cert in [ln["tls"]["default_certificate"], *ln["tls"]["sni_certificates"]]]
+    certificates += [p["tls"]["certificate"] for p in out["pools"]
+                     if p["tls"] and p["tls"]["certificate"]]
+    for cert in certificates:
+        cert["private_key"] = REDACTED
+    return out

@@ -17,8 +17,8 @@ import jinja2
 
 from lbaas import constants as c
 from lbaas import wire
-from lbaas.appliance import grammar
-from lbaas.appliance.schema import pool_mode, pool_users
+from lbaas.appliance import grammar, tlsfiles
+from lbaas.appliance.schema import HTTP_LISTENER_PROTOCOLS, pool_mode, pool_users
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -39,7 +39,26 @@ _SEND_PROXY = {c.PROTOCOL_PROXY: "send-proxy", c.PROTOCOL_PROXYV2: "send-proxy-v
 # match method of each compare type. A Host header may carry a port: field(1,:) drops it;
 # host names compare case-insensitively.
 _L7_FETCH = {"HOST_NAME": "req.hdr(host),field(1,:) -i", "PATH": "path", "FILE_TYPE": "path",
-             "HEADER": "req.hdr({key})", "COOKIE": "req.cook({key})"}
+             "HEADER": "req.hdr({key})", "COOKIE": "req.cook({key})",
+             "SSL_CONN_HAS_CERT": "ssl_c_used", "SSL_VERIFY_RESULT": "ssl_c_verify",
+             "SSL_DN_FIELD": "ssl_c_s_dn({key})"}
+# Rules whose value is not a string: a boolean (always "True") and an integer.
+_L7_TYPED_MATCH = {"SSL_CONN_HAS_CERT": "bool", "SSL_VERIFY_RESULT": "int"}
+# The client certificate headers (Octavia's names and values), in the order rendered.
+_SSL_CLIENT_HEADERS = {
+    "X-SSL-Client-Verify": "%[ssl_c_verify]",
+    "X-SSL-Client-Has-Cert": "%[ssl_c_used]",
+    "X-SSL-Client-DN": "%{+Q}[ssl_c_s_dn]",
+    "X-SSL-Client-CN": "%{+Q}[ssl_c_s_dn(cn)]",
+    "X-SSL-Issuer": "%{+Q}[ssl_c_i_dn]",
+    "X-SSL-Client-SHA1": "%{+Q}[ssl_c_sha1,hex]",
+    "X-SSL-Client-Not-Before": "%{+Q}[ssl_c_notbefore]",
+    "X-SSL-Client-Not-After": "%{+Q}[ssl_c_notafter]",
+}
+# HAProxy's names of the TLS versions (ssl-min-ver/ssl-max-ver), in protocol order.
+_TLS_VERSION_NAMES = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1",
+                      "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
+_VERIFY = {c.CLIENT_AUTH_OPTIONAL: "optional", c.CLIENT_AUTH_MANDATORY: "required"}
 _L7_MATCH = {"EQUAL_TO": "str", "STARTS_WITH": "beg", "ENDS_WITH": "end", "CONTAINS": "sub",
              "REGEX": "reg"}
 
@@ -75,17 +94,21 @@ class Confinement:
 
 
 def render(desired: wire.LoadBalancer, stats_socket: str, server_state_file: str,
-           transparent: bool = False, confinement: Confinement | None = None) -> str:
+           transparent: bool = False, confinement: Confinement | None = None,
+           tls_folder: Path | None = None) -> str:
     """The haproxy.cfg text for ``desired`` (validated by ``schema.validate``).
 
     ``transparent`` adds the bind option of that name, which lets a listener bind its VIP
     before the address is on the host (a standby device; Linux falls back to IP_FREEBIND
     when IP_TRANSPARENT needs privileges HAProxy lacks).
+    ``tls_folder`` is where the TLS files are (``tlsfiles``; by default the ``tls`` folder
+    beside the stats socket).
     Deterministic: the same desired state (ignoring names, project and revision) always
-    gives the same text, so equal text means nothing to do.
+    gives the same text. TLS files are named, not included: equal text means nothing to do
+    only when ``tlsfiles.differs`` says their content is in place too.
     Raises ``ConfigRejected`` when the text strays from the template's grammar.
     """
-    context = _context(desired, stats_socket, server_state_file)
+    context = _context(desired, stats_socket, server_state_file, tls_folder)
     context["bind_options"] = " transparent" if transparent else ""
     context["run_as"] = confinement
     text = _ENV.get_template(TEMPLATE_NAME).render(context)
@@ -159,7 +182,9 @@ def _digit_class(prefix: str, units: list[str]) -> str:
 
 # --- context -----------------------------------------------------------------------------
 
-def _context(desired: wire.LoadBalancer, stats_socket: str, server_state_file: str) -> dict[str, Any]:
+def _context(desired: wire.LoadBalancer, stats_socket: str, server_state_file: str,
+             tls_folder: Path | None = None) -> dict[str, Any]:
+    tls_folder = tls_folder or tlsfiles.folder_of(Path(stats_socket).parent)
     listeners = desired["listeners"]
     data_timeouts = [ln[k] for ln in listeners
                      for k in ("timeout_client_data", "timeout_member_data")]
@@ -175,21 +200,28 @@ def _context(desired: wire.LoadBalancer, stats_socket: str, server_state_file: s
         "cidrs_per_line": CIDRS_PER_LINE,
         "persistence_timeout_ms": c.DEVICE_PERSISTENCE_TIMEOUT_MS,
         "http_cookie_name": c.DEVICE_HTTP_COOKIE_NAME,
-        "frontends": [_frontend(desired, ln) for ln in listeners],
-        "backends": [_backend(desired, pool) for pool in desired["pools"]],
+        "frontends": [_frontend(desired, ln, tls_folder) for ln in listeners],
+        "backends": [_backend(desired, pool, tls_folder) for pool in desired["pools"]],
     }
 
 
-def _frontend(desired: wire.LoadBalancer, listener: wire.Listener) -> dict[str, Any]:
+def _frontend(desired: wire.LoadBalancer, listener: wire.Listener,
+              tls_folder: Path) -> dict[str, Any]:
     pool_id = listener["default_pool_id"]
     headers = listener["insert_headers"]
+    tls = listener["tls"]
     return {
         "name": frontend_name(listener["id"]),
-        "mode": "http" if listener["protocol"] == c.PROTOCOL_HTTP else "tcp",
+        "mode": "http" if listener["protocol"] in HTTP_LISTENER_PROTOCOLS else "tcp",
         "allowed_cidrs": listener["allowed_cidrs"],
         "forwardfor": headers.get("X-Forwarded-For") == "true",
         "forwarded_port": headers.get("X-Forwarded-Port") == "true",
-        "forwarded_proto": "http" if headers.get("X-Forwarded-Proto") == "true" else None,
+        "forwarded_proto": ("https" if tls else "http")
+        if headers.get("X-Forwarded-Proto") == "true" else None,
+        "tls": _bind_tls(listener["id"], tls, tls_folder) if tls else None,
+        "ssl_headers": [(name, value) for name, value in _SSL_CLIENT_HEADERS.items()
+                        if headers.get(name) == "true"],
+        "hsts": _hsts(tls) if tls else None,
         "bind": _endpoint(desired["vip_address"], listener["protocol_port"]),
         # -1 (and 0) mean "no limit of our own": HAProxy then uses its global maxconn.
         "maxconn": listener["connection_limit"] if listener["connection_limit"] > 0 else None,
@@ -201,6 +233,52 @@ def _frontend(desired: wire.LoadBalancer, listener: wire.Listener) -> dict[str, 
     }
 
 
+def _bind_tls(listener_id: str, tls: wire.ListenerTLS, folder: Path) -> dict[str, Any]:
+    """The ``ssl`` options of a listener's ``bind`` line."""
+    owner = frontend_name(listener_id)
+    mode = tls["client_authentication"]
+    return {
+        "crt": tlsfiles.certificate_file(folder, tls["default_certificate"]),
+        "crt_list": tlsfiles.crt_list_file(folder, listener_id) if tls["sni_certificates"] else None,
+        "ca_file": tlsfiles.ca_file(folder, owner) if tls["client_ca"] else None,
+        "verify": _VERIFY.get(mode),
+        "crl_file": tlsfiles.crl_file(folder, owner) if tls["client_crl"] else None,
+        **_tls_options(tls["versions"], tls["ciphers"], tls["alpn_protocols"]),
+    }
+
+
+def _tls_options(versions: list[str], ciphers: str | None, alpn: list[str]) -> dict[str, Any]:
+    """Versions, ciphers and ALPN, as ``bind`` and ``server`` lines take them alike.
+
+    OpenSSL enforces a range of versions, not a set: a gap in ``versions`` is served too.
+    Cipher names of TLS 1.3 (``TLS_*``) go to ``ciphersuites``, the others to ``ciphers``.
+    """
+    order = list(_TLS_VERSION_NAMES)
+    chosen = sorted(versions, key=order.index)
+    names = ciphers.split(":") if ciphers else []
+    suites = [name for name in names if name.startswith("TLS_")]
+    legacy = [name for name in names if not name.startswith("TLS_")]
+    return {
+        "min_version": _TLS_VERSION_NAMES[chosen[0]],
+        "max_version": _TLS_VERSION_NAMES[chosen[-1]],
+        "ciphers": ":".join(legacy) or None,
+        "ciphersuites": ":".join(suites) or None,
+        "alpn": ",".join(alpn) or None,
+    }
+
+
+def _hsts(tls: wire.ListenerTLS) -> str | None:
+    """The Strict-Transport-Security value, None without ``hsts_max_age``."""
+    if tls["hsts_max_age"] is None:
+        return None
+    value = f"max-age={tls['hsts_max_age']}"
+    if tls["hsts_include_subdomains"]:
+        value += "; includeSubDomains"
+    if tls["hsts_preload"]:
+        value += "; preload"
+    return value
+
+
 def _l7(policies: list[wire.L7Policy]) -> dict[str, Any]:
     """The frontend's ``acls`` (one per enabled rule of an enabled policy) and ``policies``
     (position order, each with its HAProxy ``condition``).
@@ -208,7 +286,7 @@ def _l7(policies: list[wire.L7Policy]) -> dict[str, Any]:
     A policy whose rules are all disabled (or that has none) never matches in Octavia, so
     nothing of it is rendered; a disabled rule does not take part in its policy's match.
     """
-    acls: list[dict[str, str]] = []
+    acls: list[dict[str, str | None]] = []
     rendered: list[dict[str, Any]] = []
     for policy in policies:
         rules = [r for r in policy["rules"] if r["admin_state_up"]]
@@ -227,17 +305,24 @@ def _l7(policies: list[wire.L7Policy]) -> dict[str, Any]:
     return {"acls": acls, "policies": rendered}
 
 
-def _acl(rule: wire.L7Rule) -> dict[str, str]:
+def _acl(rule: wire.L7Rule) -> dict[str, str | None]:
+    fetch = _L7_FETCH[rule["type"]].format(key=rule["key"])
+    typed = _L7_TYPED_MATCH.get(rule["type"])
+    if typed == "bool":
+        # SSL_CONN_HAS_CERT's value is always "True": the fetch is the condition.
+        return {"name": acl_name(rule["id"]), "fetch": fetch, "match": typed, "value": None}
+    if typed:
+        return {"name": acl_name(rule["id"]), "fetch": fetch, "match": typed,
+                "value": rule["value"]}
     value = rule["value"]
     match = _L7_MATCH[rule["compare_type"]]
     if rule["type"] == "FILE_TYPE" and rule["compare_type"] == "EQUAL_TO":
         # "jpg" is the path's extension: compare the end of the path with ".jpg".
         value, match = f".{value}", "end"
-    return {"name": acl_name(rule["id"]), "fetch": _L7_FETCH[rule["type"]].format(key=rule["key"]),
-            "match": match, "value": value}
+    return {"name": acl_name(rule["id"]), "fetch": fetch, "match": match, "value": value}
 
 
-def _backend(desired: wire.LoadBalancer, pool: wire.Pool) -> dict[str, Any]:
+def _backend(desired: wire.LoadBalancer, pool: wire.Pool, tls_folder: Path) -> dict[str, Any]:
     # Member timeouts are a listener's: its default listener's, else the first listener's
     # whose policies redirect to it.
     listener = next(iter(pool_users(desired, pool["id"])), None)
@@ -255,8 +340,22 @@ def _backend(desired: wire.LoadBalancer, pool: wire.Pool) -> dict[str, Any]:
         "cookie_name": persistence.get("cookie_name"),
         "stick_key_type": "ipv6" if ":" in desired["vip_address"] else "ip",
         "send_proxy": _SEND_PROXY.get(pool["protocol"]),
+        "tls": _server_tls(pool["id"], pool["tls"], tls_folder) if pool["tls"] else None,
         "monitor": monitor,
         "servers": [_server(m) for m in pool["members"]],
+    }
+
+
+def _server_tls(pool_id: str, tls: wire.PoolTLS, folder: Path) -> dict[str, Any]:
+    """The ``ssl`` options of a re-encrypting pool's ``server`` lines: members verified
+    against the pool's CA (and CRL), not at all without one."""
+    owner = backend_name(pool_id)
+    certificate = tls["certificate"]
+    return {
+        "ca_file": tlsfiles.ca_file(folder, owner) if tls["ca"] else None,
+        "crl_file": tlsfiles.crl_file(folder, owner) if tls["crl"] else None,
+        "crt": tlsfiles.certificate_file(folder, certificate) if certificate else None,
+        **_tls_options(tls["versions"], tls["ciphers"], tls["alpn_protocols"]),
     }
 
 

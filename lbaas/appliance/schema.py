@@ -12,8 +12,17 @@ member ``id``, ``address``, ``protocol_port``; health monitor ``type``, ``delay`
 ``timeout``, ``max_retries``; session persistence ``type``; L7 policy ``id``, ``action``,
 ``position`` and the redirect field its action needs (``redirect_pool_id``, ``redirect_url``
 or ``redirect_prefix``); L7 rule ``id``, ``type``, ``compare_type``, ``value`` (and ``key``
-for HEADER and COOKIE). Every other key has the Octavia default. L7 rule values and
-redirect URLs take the closed forms of ``lbaas.validate``, the same rules as at the API.
+for HEADER, COOKIE and SSL_DN_FIELD); a TERMINATED_HTTPS listener's ``tls`` (refused on every
+other listener) with its ``default_certificate``, and ``client_ca`` unless
+``client_authentication`` is NONE; a certificate's ``id``, ``certificate`` and
+``private_key``. Every other key has the Octavia default. L7 rule values, redirect URLs and
+cipher lists take the closed forms of ``lbaas.validate``, the same rules as at the API.
+
+TLS material is PEM text that must be nothing but PEM blocks of the right kind, parse, and
+(a key) belong to its certificate (``lbaas.pem``); what is kept is the re-encoded form, so
+nothing of the sender's text but the parsed objects reaches a file HAProxy reads. A
+certificate's ``id`` is a hex digest (it names the certificate's file). Refusals never quote
+PEM text.
 """
 
 import ipaddress
@@ -22,6 +31,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from lbaas import constants as c
+from lbaas import pem
 from lbaas import validate as closed
 from lbaas import wire
 from lbaas.appliance.errors import InvalidRequest
@@ -29,6 +39,16 @@ from lbaas.appliance.errors import InvalidRequest
 # Ids become directory, backend and server names; uuids fit easily. Matched whole and
 # ASCII-only (see lbaas.validate for why).
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+# A certificate's id is a hex digest of its reference (lbaas.keys.certificate_id): it names
+# the certificate's file.
+CERTIFICATE_ID_PATTERN = re.compile(r"[0-9a-f]{16,64}", re.ASCII)
+MAX_SNI_CERTIFICATES = 100
+MAX_INTERMEDIATES = 10
+# The local OpenSSL (3.x) has no SSLv3 at all: HAProxy refuses a bind or server that offers
+# nothing else (with other versions beside it, SSLv3 is simply never negotiated).
+NO_SSLV3_ALONE = ["SSLv3"]
+# Listeners that speak HTTP to their clients (after TLS, for TERMINATED_HTTPS).
+HTTP_LISTENER_PROTOCOLS = (c.PROTOCOL_HTTP, c.PROTOCOL_TERMINATED_HTTPS)
 
 # Octavia's limits: policy positions, rules a policy (which also keeps a policy's condition
 # well under HAProxy's 64 words a line) and the redirect code when none is given.
@@ -73,7 +93,7 @@ def pool_mode(desired: wire.LoadBalancer, pool: wire.Pool) -> str:
     if pool["protocol"] == c.PROTOCOL_HTTP:
         return "http"
     if pool["protocol"] in (c.PROTOCOL_PROXY, c.PROTOCOL_PROXYV2):
-        if any(ln["protocol"] == c.PROTOCOL_HTTP for ln in pool_users(desired, pool["id"])):
+        if any(ln["protocol"] in HTTP_LISTENER_PROTOCOLS for ln in pool_users(desired, pool["id"])):
             return "http"
     return "tcp"
 
@@ -108,19 +128,27 @@ def _listener(item: Any, where: str) -> wire.Listener:
         allowed_cidrs=[_cidr(cidr, f"{where}.allowed_cidrs[{i}]") for i, cidr in
                        enumerate(_list(obj, "allowed_cidrs", where, default=[]))],
         insert_headers={},  # checked last: which headers are allowed depends on the protocol
+        tls=None,
     )
     listener["insert_headers"] = _headers(obj, where, listener["protocol"])
     listener["l7policies"] = _l7policies(obj, where, listener["protocol"])
+    listener["tls"] = _listener_tls(obj, where, listener["protocol"])
     return listener
 
 
 def _l7policies(obj: dict, where: str, protocol: str) -> list[wire.L7Policy]:
-    """The listener's policies in position order (positions unique); HTTP listeners only."""
+    """The listener's policies in position order (positions unique); HTTP and
+    TERMINATED_HTTPS listeners only, and rules on the client's certificate on
+    TERMINATED_HTTPS only."""
     policies = [_l7policy(item, f"{where}.l7policies[{i}]")
                 for i, item in enumerate(_list(obj, "l7policies", where, default=[]))]
-    if policies and protocol != c.PROTOCOL_HTTP:
-        raise InvalidRequest(f"{where}.l7policies: only HTTP listeners have L7 policies "
-                             f"on this device, not {protocol}")
+    if policies and protocol not in HTTP_LISTENER_PROTOCOLS:
+        raise InvalidRequest(f"{where}.l7policies: only HTTP and TERMINATED_HTTPS listeners "
+                             f"have L7 policies on this device, not {protocol}")
+    if protocol != c.PROTOCOL_TERMINATED_HTTPS and any(
+            r["type"] in c.L7RULE_SSL_TYPES for p in policies for r in p["rules"]):
+        raise InvalidRequest(f"{where}.l7policies: rules on the client certificate "
+                             f"({', '.join(c.L7RULE_SSL_TYPES)}) need a TERMINATED_HTTPS listener")
     _unique([p["position"] for p in policies], f"{where}.l7policies position")
     return sorted(policies, key=lambda p: p["position"])
 
@@ -203,6 +231,7 @@ def _pool(item: Any, where: str) -> wire.Pool:
         members=[_member(m, f"{where}.members[{i}]")
                  for i, m in enumerate(_list(obj, "members", where, default=[]))],
         healthmonitor=_nullable(obj, "healthmonitor", where, _healthmonitor),
+        tls=_nullable(obj, "tls", where, _pool_tls),
     )
     _unique([m["id"] for m in pool["members"]], f"{where}.members id")
     return pool
@@ -256,6 +285,123 @@ def _healthmonitor(item: Any, where: str) -> wire.HealthMonitor:
     if hm["domain_name"] and hm["http_version"] != "1.1":
         raise InvalidRequest(f"{where}.domain_name needs http_version 1.1")
     return hm
+
+
+# --- TLS ----------------------------------------------------------------------------------
+
+def _listener_tls(obj: dict, where: str, protocol: str) -> wire.ListenerTLS | None:
+    """Required on TERMINATED_HTTPS listeners, refused on every other."""
+    terminates = protocol == c.PROTOCOL_TERMINATED_HTTPS
+    if obj.get("tls") is None:
+        if terminates:
+            raise InvalidRequest(f"{where}.tls is required for TERMINATED_HTTPS")
+        return None
+    if not terminates:
+        raise InvalidRequest(f"{where}.tls: only TERMINATED_HTTPS listeners terminate TLS")
+    where = f"{where}.tls"
+    tls = _object(obj["tls"], where)
+    sni = _list(tls, "sni_certificates", where, default=[])
+    if len(sni) > MAX_SNI_CERTIFICATES:
+        raise InvalidRequest(f"{where}.sni_certificates: at most {MAX_SNI_CERTIFICATES}")
+    mode = _choice(tls, "client_authentication", where, c.CLIENT_AUTH_MODES, c.CLIENT_AUTH_MODES,
+                   default=c.CLIENT_AUTH_NONE)
+    # Without client authentication a CA and CRL mean nothing: dropped, as Octavia ignores them.
+    ca = _pem(tls, "client_ca", where, pem.certificate_text) if mode != c.CLIENT_AUTH_NONE else None
+    if mode != c.CLIENT_AUTH_NONE and ca is None:
+        raise InvalidRequest(f"{where}.client_ca is required for client_authentication {mode}")
+    hsts = _int(tls, "hsts_max_age", where, low=0, high=2 ** 31 - 1, default=None)
+    out = wire.ListenerTLS(
+        default_certificate=_certificate(_get(tls, "default_certificate", where, _MISSING),
+                                         f"{where}.default_certificate"),
+        sni_certificates=[_certificate(item, f"{where}.sni_certificates[{i}]")
+                          for i, item in enumerate(sni)],
+        client_authentication=mode,
+        client_ca=ca,
+        client_crl=_crl(tls, "client_crl", where, ca) if ca else None,
+        versions=_versions(tls, where),
+        ciphers=_closed(tls, "ciphers", where, closed.tls_ciphers, default=None),
+        alpn_protocols=_alpn(tls, where, c.DEFAULT_LISTENER_ALPN_PROTOCOLS),
+        hsts_max_age=hsts,
+        hsts_include_subdomains=_bool(tls, "hsts_include_subdomains", where, default=False),
+        hsts_preload=_bool(tls, "hsts_preload", where, default=False),
+    )
+    _unique([cert["id"] for cert in [out["default_certificate"], *out["sni_certificates"]]],
+            f"{where} certificate id")
+    return out
+
+
+def _pool_tls(item: Any, where: str) -> wire.PoolTLS:
+    tls = _object(item, where)
+    ca = _pem(tls, "ca", where, pem.certificate_text)
+    return wire.PoolTLS(
+        certificate=_nullable(tls, "certificate", where, _certificate),
+        ca=ca,
+        crl=_crl(tls, "crl", where, ca),
+        versions=_versions(tls, where),
+        ciphers=_closed(tls, "ciphers", where, closed.tls_ciphers, default=None),
+        alpn_protocols=_alpn(tls, where, c.DEFAULT_POOL_ALPN_PROTOCOLS),
+    )
+
+
+def _certificate(item: Any, where: str) -> wire.TLSCertificate:
+    obj = _object(item, where)
+    chain = _list(obj, "intermediates", where, default=[])
+    if len(chain) > MAX_INTERMEDIATES or not all(isinstance(x, str) for x in chain):
+        raise InvalidRequest(f"{where}.intermediates must be at most {MAX_INTERMEDIATES} "
+                             f"PEM strings")
+    try:
+        certificate, key, intermediates = pem.certificate_with_key(
+            _str(obj, "certificate", where), _str(obj, "private_key", where), chain)
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}: {exc}") from None
+    return wire.TLSCertificate(id=_str(obj, "id", where, pattern=CERTIFICATE_ID_PATTERN),
+                               certificate=certificate, private_key=key,
+                               intermediates=intermediates)
+
+
+def _pem(obj: dict, key: str, where: str, rule: Callable[[str, str], str]) -> str | None:
+    value = _str(obj, key, where, default=None)
+    if value is None:
+        return None
+    try:
+        return rule(value, key)
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}.{key}: {exc}") from None
+
+
+def _crl(obj: dict, key: str, where: str, ca: str | None) -> str | None:
+    """A CRL of ``ca`` (required with a CRL: HAProxy checks it against the CA)."""
+    value = _str(obj, key, where, default=None)
+    if value is None:
+        return None
+    if ca is None:
+        raise InvalidRequest(f"{where}.{key} needs a certificate authority to go with it")
+    try:
+        return pem.crl_text(value, pem.certificates(ca))
+    except ValueError as exc:
+        raise InvalidRequest(f"{where}.{key}: {exc}") from None
+
+
+def _versions(obj: dict, where: str) -> list[str]:
+    versions = _enum_list(obj, "versions", where, c.TLS_VERSIONS, c.DEFAULT_TLS_VERSIONS)
+    if versions == NO_SSLV3_ALONE:
+        raise InvalidRequest(f"{where}.versions: SSLv3 alone is not supported by this device "
+                             f"(its OpenSSL has no SSLv3); add a TLS version")
+    return versions
+
+
+def _alpn(obj: dict, where: str, default: tuple[str, ...]) -> list[str]:
+    return _enum_list(obj, "alpn_protocols", where, c.ALPN_PROTOCOLS, default)
+
+
+def _enum_list(obj: dict, key: str, where: str, allowed: tuple[str, ...],
+               default: tuple[str, ...]) -> list[str]:
+    """A non-empty list of distinct values of ``allowed``, in the order given."""
+    values = _list(obj, key, where, default=list(default))
+    if not values or not all(isinstance(v, str) and v in allowed for v in values):
+        raise InvalidRequest(f"{where}.{key} must be a non-empty list of {', '.join(allowed)}")
+    _unique(values, f"{where}.{key}")
+    return values
 
 
 # --- cross-object rules ---------------------------------------------------------------

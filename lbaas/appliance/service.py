@@ -33,6 +33,7 @@ from lbaas import wire
 from lbaas.api.schemas import decode
 from lbaas.errors import BadRequest
 from lbaas.appliance.errors import DeviceFault, InvalidRequest
+from lbaas.appliance import selfsigned
 from lbaas.appliance.process import haproxy_version
 from lbaas.appliance.manager import Manager
 from lbaas.appliance.schema import validate
@@ -88,12 +89,14 @@ def server(config: DeviceConfig, timeout: float | None = None, **options: object
 
 def embedded(state_dir: str, host: str = "127.0.0.1", port: int = 0) -> tuple[HttpServer, dict[str, str]]:
     """A device over ``state_dir`` to serve inside another process (the all-in-one), with
-    a fresh random token: the part (its ``start`` raises ``RuntimeError`` when the service
-    does not come up within 30 s) and the ``HAProxyDriver`` options reaching it."""
+    a fresh random token, over HTTPS with a self-signed certificate kept in ``state_dir``:
+    the part (its ``start`` raises ``RuntimeError`` when the service does not come up within
+    30 s) and the ``HAProxyDriver`` options reaching it (verifying that certificate)."""
+    cert, key = selfsigned.ensure(state_dir, host)
     config = DeviceConfig(token=secrets.token_urlsafe(24), bind_host=host, bind_port=port or free_port(host),
-                          state_dir=state_dir)
+                          state_dir=state_dir, tls_cert=cert, tls_key=key)
     return (server(config, timeout=30, log_level="warning"),
-            {"devices": f"http://{host}:{config.bind_port}", "device_token": config.token})
+            {"devices": f"https://{host}:{config.bind_port}", "device_token": config.token, "ca_file": cert})
 
 
 def start_in_thread(state_dir: str, host: str = "127.0.0.1", port: int = 0) -> dict[str, str]:

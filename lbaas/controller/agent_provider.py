@@ -53,6 +53,9 @@ class AgentProvider(Provider):
         capabilities = self.capabilities()
         if not capabilities:
             return
+        kinds = capabilities.get("kinds")  # reported by drivers that lack some kinds of object
+        if kinds is not None and kind not in kinds:
+            raise Unsupported(f"{kind} objects; supported: {', '.join(kinds)}")
         for field, key in CAPABILITY_FIELDS.get(kind, ()):
             value = fields.get(field)
             if value is not None and key in capabilities and value not in capabilities[key]:

@@ -23,12 +23,13 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas import wire
+from lbaas import keys, wire
 from lbaas.controller.desired import desired_state
 from lbaas.db import lifecycle
 from lbaas.db import models as m
 from lbaas.db.session import Database, affected
 from lbaas.db.clock import db_now_expression
+from lbaas.errors import BadRequest
 from lbaas.scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ DISPLACED = ("agent instance {instance} no longer serves host {host} in environm
 
 
 class ControllerHandlers:
-    def __init__(self, db: Database, scheduler: Scheduler) -> None:
+    def __init__(self, db: Database, scheduler: Scheduler, key_manager: keys.KeyManager) -> None:
         self.db = db
         self.scheduler = scheduler
+        self.key_manager = key_manager
 
     def handlers(self) -> dict[str, Callable[..., Any]]:
         """Method name -> handler; each takes the fields of its ``wire`` message."""
@@ -118,8 +120,20 @@ class ControllerHandlers:
             LOG.info("agent %s (%s) stopped", host, environment)
 
     def get_loadbalancer(self, loadbalancer_id: str) -> wire.DesiredState:
+        """The desired state; a certificate that no longer resolves (deleted, expired) ends
+        the change in ERROR saying which, and the agent gets an error instead of a document."""
         with self.db.reading() as session:
-            return desired_state(session, loadbalancer_id)
+            try:
+                return desired_state(session, loadbalancer_id, self.key_manager)
+            except BadRequest as exc:
+                revision = session.scalar(select(m.LoadBalancer.revision).where(
+                    m.LoadBalancer.id == loadbalancer_id))
+                failure = exc
+        if revision is not None:
+            with self.db.transaction() as session:
+                lifecycle.complete(session, loadbalancer_id, revision, error=failure.message,
+                                   error_kind=c.ERROR_KIND_REJECTED)
+        raise failure
 
     def get_bound_loadbalancers(self, host: str, environment: str) -> list[wire.Bound]:
         """Every load balancer bound to the agent on ``host``: id, revision,

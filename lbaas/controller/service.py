@@ -8,6 +8,7 @@ broker last (providers cast through it until they stop).
 
 from __future__ import annotations
 
+from lbaas import keys
 from lbaas.config import Config
 from lbaas.constants import controller_queue
 from lbaas.controller.agent_provider import AgentProvider
@@ -22,7 +23,8 @@ from lbaas.scheduler import Scheduler
 class Controller:
     """Agent providers, the consumers of the controller queues, and the sweeps."""
 
-    def __init__(self, config: Config, db: Database, broker: Broker | None = None) -> None:
+    def __init__(self, config: Config, db: Database, broker: Broker | None = None,
+                 key_manager: keys.KeyManager | None = None) -> None:
         ctl = config.controller
         self.environments: list[str] = list(ctl.environments)
         self.broker = broker or Broker(config.default.transport_url, transient=database_errors())
@@ -32,7 +34,7 @@ class Controller:
             self.providers["noop"] = NoopProvider(db, ctl.noop_delay)
         for env in self.environments:
             self.providers[env] = AgentProvider(env, db, self.broker, self.scheduler)
-        self.handlers = ControllerHandlers(db, self.scheduler)
+        self.handlers = ControllerHandlers(db, self.scheduler, key_manager or keys.make(config, db))
         self.sweeper = Sweeper(db, self.scheduler, self.providers, ctl.pending_timeout,
                                ctl.pending_max_age, ctl.sweep_interval)
         self.workers: int = ctl.workers

@@ -13,6 +13,7 @@ import uuid
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
                         Text, UniqueConstraint, true)
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -31,6 +32,9 @@ class Base(DeclarativeBase):
 
 ID = String(36)
 NAME = String(255)
+# Widths of key manager references (URLs) and of an OpenSSL cipher string.
+REF_LENGTH = 1024
+CIPHERS_LENGTH = 2048
 
 
 class ProvisionedMixin:
@@ -97,6 +101,18 @@ class Listener(ProvisionedMixin, Base):
     insert_headers: Mapped[dict] = mapped_column(JSON, default=dict)
     allowed_cidrs: Mapped[list | None] = mapped_column(JSON, nullable=True)
     stats: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # TLS termination (TERMINATED_HTTPS): references to a key manager, never key material.
+    default_tls_container_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), nullable=True)
+    sni_container_refs: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    client_authentication: Mapped[str] = mapped_column(String(16), default="NONE")
+    client_ca_tls_container_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), nullable=True)
+    client_crl_container_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), nullable=True)
+    tls_versions: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    tls_ciphers: Mapped[str | None] = mapped_column(String(CIPHERS_LENGTH), nullable=True)
+    alpn_protocols: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    hsts_max_age: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    hsts_include_subdomains: Mapped[bool] = mapped_column(Boolean, default=False)
+    hsts_preload: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         UniqueConstraint("vip_address", "protocol_port", name="uq_listener_vip_port"),
@@ -114,6 +130,13 @@ class Pool(ProvisionedMixin, Base):
     lb_algorithm: Mapped[str] = mapped_column(String(32))
     session_persistence: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     tls_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Re-encryption towards members (tls_enabled): references, as on listeners.
+    tls_container_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), nullable=True)
+    ca_tls_container_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), nullable=True)
+    crl_container_ref: Mapped[str | None] = mapped_column(String(REF_LENGTH), nullable=True)
+    tls_versions: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    tls_ciphers: Mapped[str | None] = mapped_column(String(CIPHERS_LENGTH), nullable=True)
+    alpn_protocols: Mapped[list | None] = mapped_column(JSON, nullable=True)
 
     __table_args__ = (
         Index("ix_pool_lb", "load_balancer_id"),
@@ -275,3 +298,44 @@ class ProjectLock(Base):
     __tablename__ = "project_lock"
     environment: Mapped[str] = mapped_column(String(64), primary_key=True)
     project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+# The local key store (lbaas.keys.local): Barbican-shaped secrets and containers.  Up to
+# 64 KiB of payload, Fernet-encrypted and base64 encoded, exceeds MySQL's TEXT (64 KiB).
+KEY_PAYLOAD = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
+
+
+class KeySecret(Base):
+    """A secret of the local key store; the payload only ever encrypted (Fernet)."""
+
+    __tablename__ = "key_secret"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    secret_type: Mapped[str] = mapped_column(String(32))
+    payload_content_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    algorithm: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    bit_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mode: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    expiration: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    encrypted_payload: Mapped[str | None] = mapped_column(KEY_PAYLOAD, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_key_secret_project_created", "project_id", "created_at", "id"),)
+
+
+class KeyContainer(Base):
+    """A container of the local key store: named references to secrets of the same project."""
+
+    __tablename__ = "key_container"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(NAME, nullable=True)
+    type: Mapped[str] = mapped_column(String(16))
+    # [{"name": "certificate", "secret_id": "<uuid>"}, ...]: ids, so refs follow the base URL.
+    secret_refs: Mapped[list] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_key_container_project_created", "project_id", "created_at", "id"),)

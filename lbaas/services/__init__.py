@@ -22,6 +22,7 @@ from lbaas.config import Config, default_provider
 from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db.session import Database
 from lbaas.errors import BadRequest, Conflict
+from lbaas.keys import KeyManager
 from lbaas.services.vips import Subnets
 
 LOG = logging.getLogger(__name__)
@@ -40,12 +41,14 @@ CONSTRAINT_MESSAGES = {
 @dataclasses.dataclass
 class Services:
     """What the domain work needs: the database, the enabled providers (by
-    environment name), the VIP subnets and the configuration."""
+    environment name), the VIP subnets, the key manager that resolves certificate
+    references, and the configuration."""
 
     config: Config
     db: Database
     providers: dict[str, Provider]
     subnets: Subnets
+    keys: KeyManager
 
     def provider(self, name: str | None) -> Provider:
         """The named provider (None: the default one), or BadRequest when it is not enabled."""

@@ -16,7 +16,7 @@ from lbaas.api import schemas as s
 from lbaas.controller.provider import Provider
 from lbaas.db import models as m
 from lbaas.errors import BadRequest, Conflict
-from lbaas.services import Services
+from lbaas.services import Services, tls
 
 
 def _common(body: s.Owned | s.L7RuleCreate, project_id: str) -> dict[str, Any]:
@@ -51,11 +51,12 @@ def check_protocols(listener_protocol: str, pool_protocol: str) -> None:
 
 def listener(services: Services, provider: Provider, body: s.ListenerCreate, lb: m.LoadBalancer,
              project_id: str) -> m.Listener:
+    """A new listener; its TLS references resolved for ``project_id`` (``services.tls``)."""
     body.insert_headers = check_listener_extras(body.insert_headers, body.allowed_cidrs,
                                                 body.protocol, lb.vip_address)
     fields = body.model_dump(exclude={"default_pool", "l7policies", "tags"})
     services.validate(provider, "listener", fields)
-    return _tagged(m.Listener(
+    row = _tagged(m.Listener(
         **_common(body, project_id), load_balancer_id=lb.id, protocol=body.protocol,
         protocol_port=body.protocol_port, vip_address=lb.vip_address,
         connection_limit=body.connection_limit, default_pool_id=body.default_pool_id,
@@ -63,7 +64,10 @@ def listener(services: Services, provider: Provider, body: s.ListenerCreate, lb:
         timeout_member_connect=_or(body.timeout_member_connect, c.DEFAULT_TIMEOUT_MEMBER_CONNECT),
         timeout_member_data=_or(body.timeout_member_data, c.DEFAULT_TIMEOUT_MEMBER_DATA),
         timeout_tcp_inspect=_or(body.timeout_tcp_inspect, c.DEFAULT_TIMEOUT_TCP_INSPECT),
-        insert_headers=body.insert_headers, allowed_cidrs=body.allowed_cidrs), body.tags)
+        insert_headers=body.insert_headers, allowed_cidrs=body.allowed_cidrs,
+        **body.model_dump(include=set(tls.LISTENER_TLS_FIELDS))), body.tags)
+    tls.check_listener(row, services.keys)
+    return row
 
 
 @overload
@@ -119,9 +123,12 @@ def check_default_pool(session: Session, listener_row: m.Listener, pool_id: str 
 def pool(services: Services, provider: Provider, body: s.PoolCreate, lb_id: str, project_id: str) -> m.Pool:
     services.validate(provider, "pool", body.model_dump(exclude={"members", "healthmonitor", "tags"}))
     persistence = body.session_persistence.model_dump(exclude_none=True) if body.session_persistence else None
-    return _tagged(m.Pool(**_common(body, project_id), load_balancer_id=lb_id, protocol=body.protocol,
-                          lb_algorithm=body.lb_algorithm, session_persistence=persistence,
-                          tls_enabled=body.tls_enabled), body.tags)
+    row = _tagged(m.Pool(**_common(body, project_id), load_balancer_id=lb_id, protocol=body.protocol,
+                         lb_algorithm=body.lb_algorithm, session_persistence=persistence,
+                         tls_enabled=body.tls_enabled, **body.model_dump(include=set(tls.POOL_TLS_SETTINGS))),
+                  body.tags)
+    tls.check_pool(row, services.keys)
+    return row
 
 
 def member(services: Services, provider: Provider, body: s.MemberFields, pool_id: str, project_id: str) -> m.Member:
@@ -172,10 +179,28 @@ REDIRECT_FIELDS = {"REDIRECT_TO_POOL": "redirect_pool_id", "REDIRECT_TO_URL": "r
 DEFAULT_REDIRECT_CODE = 302
 
 
+L7_PROTOCOLS = (c.PROTOCOL_HTTP, c.PROTOCOL_TERMINATED_HTTPS)
+
+
 def check_l7_listener(listener_row: m.Listener) -> None:
-    if listener_row.protocol != c.PROTOCOL_HTTP:
-        raise BadRequest(f"L7 policies are only supported on HTTP listeners; listener {listener_row.id} "
-                         f"is {listener_row.protocol}.")
+    if listener_row.protocol not in L7_PROTOCOLS:
+        raise BadRequest(f"L7 policies are only supported on HTTP and TERMINATED_HTTPS listeners; "
+                         f"listener {listener_row.id} is {listener_row.protocol}.")
+
+
+def check_rule_type(rule_type: str, listener_protocol: str) -> None:
+    """Rules on the client's certificate need a listener that terminates TLS."""
+    if rule_type in c.L7RULE_SSL_TYPES and listener_protocol != c.PROTOCOL_TERMINATED_HTTPS:
+        raise BadRequest(f"Invalid input for rule: {rule_type} rules need a TERMINATED_HTTPS listener, "
+                         f"not {listener_protocol}.")
+
+
+def listener_of_policy(session: Session, policy_id: str) -> m.Listener:
+    policy = session.get(m.L7Policy, policy_id)
+    listener_row = None if policy is None else session.get(m.Listener, policy.listener_id)
+    if listener_row is None:
+        raise BadRequest(f"L7 policy {policy_id} not found.")
+    return listener_row
 
 
 def settle_redirect(session: Session, policy: m.L7Policy, listener_row: m.Listener) -> None:
@@ -205,7 +230,8 @@ def _check_redirect_pool(session: Session, pool_id: str, listener_row: m.Listene
 
 
 def l7rule(services: Services, provider: Provider, body: s.L7RuleCreate, policy_id: str,
-           project_id: str) -> m.L7Rule:
+           project_id: str, listener_protocol: str) -> m.L7Rule:
+    check_rule_type(body.type, listener_protocol)
     services.validate(provider, "l7rule", body.model_dump(exclude={"tags"}))
     row = m.L7Rule(**_common(body, project_id), l7policy_id=policy_id, type=body.type,
                    compare_type=body.compare_type, key=body.key, value=body.value, invert=body.invert)
@@ -234,7 +260,8 @@ def l7policy_graph(session: Session, services: Services, provider: Provider, bod
         settle_redirect(session, policy, listener_row)
     else:  # the pool is in hand, not in the database yet
         _settle_new_pool(policy)
-    rules = [l7rule(services, provider, rule, policy.id, project_id) for rule in body.rules]
+    rules = [l7rule(services, provider, rule, policy.id, project_id, listener_row.protocol)
+             for rule in body.rules]
     return _tagged(policy, body.tags), rows + [policy] + rules
 
 

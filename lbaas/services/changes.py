@@ -28,7 +28,9 @@ from lbaas.errors import BadRequest, Conflict
 from lbaas.services import Services, positions, quotas
 
 # What a null in an update body sets a field to, where the column holds no null.
-CLEARED_TO: dict[str, Any] = {"name": "", "description": "", "insert_headers": {}}
+CLEARED_TO: dict[str, Any] = {"name": "", "description": "", "insert_headers": {}, "sni_container_refs": [],
+                              "client_authentication": c.CLIENT_AUTH_NONE, "hsts_include_subdomains": False,
+                              "hsts_preload": False}
 
 
 def owner(ctx: Context, fields: Any) -> str:
@@ -56,11 +58,11 @@ def committed(services: Services, begin: Callable[[Session], m.LoadBalancer]
 @contextmanager
 def change(services: Services, ctx: Context, lb_id: str,
            status: str = c.PENDING_UPDATE) -> Iterator[tuple[Session, m.LoadBalancer]]:
-    """One change of an existing load balancer's graph: test-and-set, the caller's writes, the tail."""
-    ctx.require_write()
+    """One change of an existing load balancer's graph: test-and-set, the caller's writes, the tail.
+    The route has authorized the action; another project's load balancer is NotFound unless admin."""
 
     def begin(session: Session) -> m.LoadBalancer:
-        return lifecycle.begin_change(session, lb_id, ctx.scope(None), status)
+        return lifecycle.begin_change(session, lb_id, ctx.writable_project(), status)
 
     with committed(services, begin) as opened:
         yield opened

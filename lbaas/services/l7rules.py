@@ -45,7 +45,8 @@ def create(services: Services, ctx: Context, policy_id: str, body: s.L7RuleCreat
 
     def make(session: Session, lb: m.LoadBalancer) -> m.L7Rule:
         _check_room(session, policy_id)
-        return build.l7rule(services, services.provider(lb.provider), body, policy_id, lb.project_id)
+        protocol = build.listener_of_policy(session, policy_id).protocol
+        return build.l7rule(services, services.provider(lb.provider), body, policy_id, lb.project_id, protocol)
 
     return changes.create_child(services, ctx, L7RULE, lb_id, make)
 
@@ -62,8 +63,9 @@ def _check_room(session: Session, policy_id: str) -> None:
 def update(services: Services, ctx: Context, policy_id: str, ident: str, body: s.L7RuleUpdate) -> dict[str, Any]:
     _check_rule(services, ctx, policy_id, ident)
 
-    def apply(_session: Session, row: m.L7Rule, lb: m.LoadBalancer) -> None:
+    def apply(session: Session, row: m.L7Rule, lb: m.LoadBalancer) -> None:
         changes.set_fields(row, body)
+        build.check_rule_type(row.type, build.listener_of_policy(session, policy_id).protocol)
         try:
             row.key, row.value = validate.l7_rule(row.type, row.compare_type, row.key, row.value)
         except ValueError as exc:

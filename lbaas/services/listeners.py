@@ -12,7 +12,7 @@ from lbaas.api.auth import Context
 from lbaas.api.resources import LISTENER, LOADBALANCER
 from lbaas.db import models as m
 from lbaas.errors import BadRequest
-from lbaas.services import Services, build, changes
+from lbaas.services import Services, build, changes, tls
 
 
 def create(services: Services, ctx: Context, body: s.ListenerCreate) -> dict[str, Any]:
@@ -43,6 +43,7 @@ def update(services: Services, ctx: Context, ident: str, body: s.ListenerUpdate)
         if "default_pool_id" in body.model_fields_set:
             build.check_default_pool(session, row, body.default_pool_id)
         changes.set_fields(row, body)
+        tls.check_listener(row, services.keys)
         services.validate(services.provider(lb.provider), "listener",
                           {"protocol": row.protocol, "protocol_port": row.protocol_port,
                            **body.model_dump(exclude_unset=True, exclude={"tags"})})

@@ -14,7 +14,7 @@ from lbaas.api.auth import Context
 from lbaas.api.resources import LISTENER, LOADBALANCER, POOL
 from lbaas.db import models as m
 from lbaas.errors import BadRequest, Conflict
-from lbaas.services import Services, build, changes
+from lbaas.services import Services, build, changes, tls
 
 
 def create(services: Services, ctx: Context, body: s.PoolCreate) -> dict[str, Any]:
@@ -59,6 +59,7 @@ def _attach(session: Session, pool: m.Pool, listener_id: str) -> None:
 def update(services: Services, ctx: Context, ident: str, body: s.PoolUpdate) -> dict[str, Any]:
     def apply(_session: Session, row: m.Pool, lb: m.LoadBalancer) -> None:
         changes.set_fields(row, body)
+        tls.check_pool(row, services.keys)
         services.validate(services.provider(lb.provider), "pool",
                           {"protocol": row.protocol, "lb_algorithm": row.lb_algorithm,
                            "session_persistence": row.session_persistence})

@@ -11,6 +11,7 @@ import glob
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -18,8 +19,10 @@ import uuid
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 
 from lbaas.api.auth import create_token
+from lbaas.appliance import selfsigned
 from lbaas.db.session import Database
 from lbaas.testing.polling import free_port, wait_for
 
@@ -36,7 +39,8 @@ class Cluster:
     def __init__(self, workdir: str, db_url: str, environment: str = "cluster", *,
                  agent_down_time: float = 4.0, report_interval: float = 1.0, pending_timeout: float = 3.0,
                  pending_max_age: float = 120.0, device_options: dict[str, str] | None = None,
-                 device_driver: str = "noop", extra: str = "", max_project_share: float = 1.0) -> None:
+                 device_driver: str = "noop", extra: str = "", max_project_share: float = 1.0,
+                 certificates: str = "") -> None:
         self.workdir = workdir
         self.environment = environment
         self.vhost = f"lbaas-test-{uuid.uuid4().hex[:8]}"
@@ -44,6 +48,8 @@ class Cluster:
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         self.transport_url = f"{RABBIT}/{self.vhost}"
         self.db_url = db_url
+        # Shared by every server of the cluster: each must read what another stored.
+        self.encryption_key = Fernet.generate_key().decode()
         Database(db_url).upgrade()
         self.token_file = os.path.join(workdir, "tokens.json")
         self.token = create_token(self.token_file, "admin", "admin")
@@ -56,6 +62,7 @@ class Cluster:
         self.device_options = device_options or {}
         self.device_driver = device_driver
         self.extra = extra
+        self.certificates = certificates   # more [certificates] lines, e.g. a Barbican backend
         # 1.0: pure tenant affinity, which the multi-process tests of affinity rely on.
         self.max_project_share = max_project_share
         self.servers: dict[str, dict[str, Any]] = {}
@@ -102,6 +109,10 @@ token_file = {self.token_file}
 [database]
 connection = {self.db_url}
 
+[certificates]
+encryption_key = {self.encryption_key}
+{self.certificates}
+
 [vip_subnets]
 cluster = 127.0.128.0/17
 {self.extra}
@@ -145,8 +156,12 @@ device_driver = {self.device_driver}
         """The haproxy driver options of device ``name``, before or after it starts."""
         if name not in self.devices:
             state_dir = os.path.join("/tmp", f"lbd-{uuid.uuid4().hex[:8]}")  # short: socket paths
-            self.devices[name] = {"proc": None, "url": f"http://127.0.0.1:{free_port()}", "state_dir": state_dir}
-        return {"devices": self.devices[name]["url"], "device_token": token}
+            # HTTPS, as in production: desired states may hold private keys.
+            cert, key = selfsigned.ensure(state_dir, "127.0.0.1")
+            self.devices[name] = {"proc": None, "url": f"https://127.0.0.1:{free_port()}",
+                                  "state_dir": state_dir, "cert": cert, "key": key}
+        return {"devices": self.devices[name]["url"], "device_token": token,
+                "ca_file": self.devices[name]["cert"]}
 
     def start_device(self, name: str, token: str = "device-secret") -> dict[str, str]:
         """An ``lbaas device`` process (again on the same port and state after
@@ -154,17 +169,21 @@ device_driver = {self.device_driver}
         self.device_options_for(name, token)
         url, state_dir = self.devices[name]["url"], self.devices[name]["state_dir"]
         port = int(url.rsplit(":", 1)[1])
+        cert = self.devices[name]["cert"]
         path = self._write(f"{name}.ini", f"""[device]
 bind_port = {port}
 state_dir = {state_dir}
 token = {token}
 check_interval = 2
+tls_cert = {cert}
+tls_key = {self.devices[name]["key"]}
 """)
         proc = self._spawn(name, ["device", "--config-file", path])
         self.devices[name]["proc"] = proc
-        self._wait(lambda: httpx.get(url + "/", headers={"X-Auth-Token": token}, timeout=1).status_code == 200,
-                   f"device {name}", proc)
-        return {"devices": url, "device_token": token}
+        trust = ssl.create_default_context(cafile=cert)
+        self._wait(lambda: httpx.get(url + "/", headers={"X-Auth-Token": token}, timeout=1,
+                                     verify=trust).status_code == 200, f"device {name}", proc)
+        return self.device_options_for(name, token)
 
     def kill_agent(self, host: str) -> None:
         self._kill(self.agents.pop(host))

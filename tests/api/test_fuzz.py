@@ -27,6 +27,7 @@ from lbaas import config as cfg
 from lbaas.api.app import create_app
 from lbaas.api.auth import NoAuth
 from lbaas.api.deps import State
+from lbaas import keys
 from lbaas.services import Services
 from lbaas.services.vips import Subnets
 from tests.conftest import Api, dump, start_api
@@ -36,7 +37,8 @@ EXAMPLES = 150  # per operation and generation mode: about two minutes on SQLite
 
 def _operations() -> list[tuple[str, str]]:
     """(method, path) of every operation, read from the application without a server or database."""
-    state = State(Services(cfg.load(), db=None, providers={}, subnets=Subnets({})), NoAuth())  # type: ignore[arg-type]
+    state = State(Services(cfg.load(), db=None, providers={}, subnets=Subnets({}),  # type: ignore[arg-type]
+                           keys=keys.make(cfg.load(), None)), NoAuth())  # type: ignore[arg-type]
     paths = create_app(state).openapi()["paths"]
     return [(method.upper(), path) for path, operations in paths.items() for method in operations]
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from lbaas.controller.desired import desired_state
 from tests.conftest import Api, dump
 
 POOL = {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}
@@ -108,8 +107,7 @@ def test_positions_stay_one_to_n(api: Api) -> None:
     assert api.delete(f"/lbaas/l7policies/{ids['a']}").status_code == 204
     api.wait_lb(lb_id)
     assert _positions(api, listener_id) == [("first", 1), ("c", 2), ("b", 3), ("far", 4)]
-    with api.db.reading() as session:
-        listener = desired_state(session, lb_id)["listeners"][0]  # type: ignore[typeddict-item]
+    listener = api.desired(lb_id)["listeners"][0]  # type: ignore[typeddict-item]
     assert [p["position"] for p in listener["l7policies"]] == [1, 2, 3, 4]
     assert listener["l7policies"][1]["id"] == ids["c"]
 
@@ -137,7 +135,7 @@ RULE_ERRORS = [
     ({"type": "FILE_TYPE", "compare_type": "STARTS_WITH", "value": "jpg"}, ["EQUAL_TO or REGEX"]),
     ({"type": "HOST_NAME", "compare_type": "EQUAL_TO", "value": "a b.example"}, ["may not hold"]),
     ({"type": "PATH", "compare_type": "EQUAL_TO", "value": "/x\n    bind :22"}, ["may not hold"]),
-    ({"type": "SSL_CONN_HAS_CERT", "compare_type": "EQUAL_TO", "value": "x"}, ["rule.type"]),
+    ({"type": "SSL_CONN_HAS_CERT", "compare_type": "EQUAL_TO", "value": "True"}, ["TERMINATED_HTTPS"]),
     ({"type": "PATH", "compare_type": "LIKE", "value": "/x"}, ["rule.compare_type"]),
     ({"type": "PATH", "compare_type": "EQUAL_TO"}, ["rule.value"]),
 ]
@@ -175,7 +173,7 @@ def test_validation_against_other_objects(api: Api) -> None:
                                                      "protocol_port": 81}}).json()["listener"]
     api.wait_lb(lb_id)
     _fault(api.post("/lbaas/l7policies", {"l7policy": {"listener_id": tcp["id"], "action": "REJECT"}}),
-           400, "only supported on HTTP listeners")
+           400, "only supported on HTTP and TERMINATED_HTTPS listeners")
     policy = _policy(api, lb_id, listener_id=listener_id, action="REDIRECT_TO_POOL", redirect_pool_id=api_pool)
     _fault(api.put(f"/lbaas/l7policies/{policy['id']}", {"l7policy": {"action": "REDIRECT_PREFIX"}}),
            400, "requires redirect_prefix")
@@ -301,8 +299,7 @@ def test_fully_populated_create_with_policies(api: Api) -> None:
     api_pool = next(p for p in lb["pools"] if p["name"] == "api")
     assert policies[0]["redirect_pool_id"] == api_pool["id"] and policies[2]["redirect_http_code"] == 302
     api.wait_lb(lb["id"])
-    with api.db.reading() as session:
-        listener = desired_state(session, lb["id"])["listeners"][0]  # type: ignore[typeddict-item]
+    listener = api.desired(lb["id"])["listeners"][0]  # type: ignore[typeddict-item]
     assert [(p["action"], p["redirect_pool_id"]) for p in listener["l7policies"]] == [
         ("REDIRECT_TO_POOL", api_pool["id"]), ("REJECT", None), ("REDIRECT_TO_URL", None)]
     # Rules are ANDed: their order is the database's (created_at, id), not the body's.
@@ -324,5 +321,5 @@ def test_fully_populated_create_refuses_bad_policies(api: Api) -> None:
         action="REJECT", rules=[{"type": "PATH", "compare_type": "REGEX", "value": "(("}])}), 400, "compile")
     tcp = {"vip_subnet_id": "test-subnet", "name": "bad-l7",
            "listeners": [{"protocol": "TCP", "protocol_port": 80, "l7policies": [{"action": "REJECT"}]}]}
-    _fault(api.post("/lbaas/loadbalancers", {"loadbalancer": tcp}), 400, "HTTP listeners")
+    _fault(api.post("/lbaas/loadbalancers", {"loadbalancer": tcp}), 400, "TERMINATED_HTTPS listeners")
     assert api.get("/lbaas/loadbalancers?name=bad-l7").json()["loadbalancers"] == []

@@ -5,9 +5,10 @@ import tempfile
 
 import pytest
 
-from lbaas.agent.drivers.base import DeviceError, DeviceNotReady
+from lbaas.agent.drivers.base import DeviceError, DeviceNotReady, DeviceRejected
 from lbaas.appliance.service import start_in_thread
 from lbaas.agent.drivers.haproxy import HAProxyDriver
+from lbaas.testing import certs, tls
 from tests.appliance.helpers import (TOKEN, answers, bump, free_port, kill_haproxy, loadbalancer,
                                   member, url_of)
 
@@ -140,3 +141,18 @@ def test_start_in_thread_with_a_relative_state_dir(backends, monkeypatch):
     finally:
         kill_haproxy(folder)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_private_keys_cross_plain_http_only_with_leave(make_device, backends):
+    ca = certs.make_ca("driver CA")
+    lb = tls.terminated(loadbalancer([member(backends("a"))]),
+                        tls.listener_tls(tls.certificate(certs.make_cert(ca, ["www.example.com"]))))
+    device = make_device()
+    assert device.url.startswith("http://")
+    with pytest.raises(DeviceRejected, match="allow_plaintext_keys"):
+        driver_for(device.url).converge(lb)
+    assert device.client.get("/loadbalancers").json()["loadbalancers"] == []
+    driver_for(device.url, allow_plaintext_keys="true").converge(lb)
+    assert [x["id"] for x in device.client.get("/loadbalancers").json()["loadbalancers"]] == [lb["id"]]
+    # Nothing secret in the plain document: no leave needed.
+    driver_for(device.url).converge(loadbalancer([member(backends("a"))]))

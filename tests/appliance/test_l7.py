@@ -229,13 +229,13 @@ def _set(document: dict, path: tuple, value) -> dict:
     ((*POLICY, "id"), "p x", "id must match"),
     ((*RULE, "key"), None, r"rules\[0\] \(key, value\): a HEADER rule needs a key"),
     ((*RULE, "key"), "X K", "header name"),
-    ((*RULE, "type"), "SSL_CONN_HAS_CERT", "type 'SSL_CONN_HAS_CERT' is unknown"),
+    ((*RULE, "type"), "SSL_CERT", "type 'SSL_CERT' is unknown"),
     ((*RULE, "compare_type"), "LIKE", "compare_type 'LIKE' is unknown"),
     ((*RULE, "value"), "a b", "may not hold"),
     ((*RULE, "invert"), "yes", "invert must be true or false"),
     (("listeners", 0, "l7policies", 3, "rules", 0, "value"), "(php", "does not compile"),
     (("listeners", 0, "l7policies", 3, "rules", 0, "compare_type"), "CONTAINS", "EQUAL_TO or REGEX"),
-    (("listeners", 0, "protocol"), "TCP", "only HTTP listeners have L7 policies"),
+    (("listeners", 0, "protocol"), "TCP", "only HTTP and TERMINATED_HTTPS listeners have L7"),
     (("pools", 1, "protocol"), "HTTPS", "cannot use pool p-other"),
 ])
 def test_invalid_policies_are_refused(path: tuple, value, message: str) -> None:

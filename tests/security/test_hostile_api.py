@@ -37,7 +37,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from lbaas.controller.desired import desired_state
 from lbaas.db import models as m
 from lbaas.appliance import render, schema
 from tests.conftest import BACKENDS, Api, dump
@@ -281,8 +280,7 @@ def _ids(api: Api, kind: str) -> set[str]:
 
 def rendered(api: Api, lb_id: str, blank_names: bool = False) -> str:
     """haproxy.cfg as the appliance would render the load balancer's desired state."""
-    with api.db.reading() as session:
-        document = desired_state(session, lb_id)
+    document = api.desired(lb_id)
     if blank_names:
         document = _blanked(document)
     return render.render(schema.validate(document), "/tmp/lbd-h/stats.sock", "/tmp/lbd-h/state")

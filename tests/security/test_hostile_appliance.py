@@ -22,6 +22,7 @@ The case count is the number of collected tests.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -42,7 +43,9 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from lbaas import constants as c
-from lbaas.appliance import render, schema
+from lbaas import validate
+from lbaas.appliance import render, schema, tlsfiles
+from lbaas.testing import certs, tls
 from tests.appliance.helpers import HAPROXY, DeviceService, free_port, kill_haproxy, vip
 from tests.security import hostile
 from tests.security.hostile import Hostile
@@ -208,9 +211,12 @@ def _replaced(document: dict[str, Any], path: tuple, value: Any) -> dict[str, An
 class Appliance:
     """A running appliance holding the baseline load balancer; records what it must keep."""
 
+    # What the load balancer holds (its port is replaced by a free one).
+    document_factory = staticmethod(baseline)
+
     def __init__(self, service: DeviceService) -> None:
         self.service = service
-        self.document = baseline(vip(), 0)
+        self.document = self.document_factory(vip(), 0)
         self.document["listeners"][0]["protocol_port"] = free_port(self.document["vip_address"])
         self.revisions = itertools.count(2)
         self.put(self.document, expect=200)
@@ -244,12 +250,13 @@ class Appliance:
         assert self.config_bytes() == self.config
 
 
-@pytest.fixture(scope="module")
-def appliance() -> Iterator[Appliance]:
-    folder = tempfile.mkdtemp(prefix="lbh", dir="/tmp")
+@contextlib.contextmanager
+def serving(prefix: str) -> Iterator[DeviceService]:
+    """An appliance over a fresh state directory; everything it started is gone afterwards."""
+    folder = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     service = DeviceService(folder).start()
     try:
-        yield Appliance(service)
+        yield service
     finally:
         try:
             for entry in service.client.get("/loadbalancers").json()["loadbalancers"]:
@@ -260,6 +267,12 @@ def appliance() -> Iterator[Appliance]:
             kill_haproxy(folder)
             _kill_sleepers()
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def appliance() -> Iterator[Appliance]:
+    with serving("lbh") as service:
+        yield Appliance(service)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -415,6 +428,12 @@ _FILE = r"/[A-Za-z0-9_./-]+"
 _URL = r"/[A-Za-z0-9\-._~!&()*+,;=:@/?]*"
 _WORD = r"(?:(?![\"'\\#%])[\x21-\x7e])+"
 _CONDITION = rf"!?rule_{_ID}(?: !?rule_{_ID})*"
+# TLS: versions, cipher names, ALPN names, as bind and server lines carry them.
+_CIPHERS = r"[A-Z0-9][A-Za-z0-9_-]*(?::[A-Z0-9][A-Za-z0-9_-]*)*"
+_TLS = (r" ssl-min-ver (?:SSLv3|TLSv1\.[0-3]) ssl-max-ver (?:SSLv3|TLSv1\.[0-3])"
+        rf"(?: ciphers {_CIPHERS})?(?: ciphersuites {_CIPHERS})?"
+        r"(?: alpn (?:h2|http/1\.[01])(?:,(?:h2|http/1\.[01]))*)?")
+_DN = r"(?:SN|GN|C|ST|L|O|OU|CN|DC|EMAIL|UID|serialNumber|title)"
 SECTION = re.compile(rf"global|defaults|frontend listener_{_ID}|backend pool_{_ID}", re.ASCII)
 COMMENT = re.compile(r"(?: {4})?# [\x20-\x7e]*", re.ASCII)
 GRAMMAR = {
@@ -426,7 +445,9 @@ GRAMMAR = {
         r"retries 3", r"option redispatch", r"load-server-state-from-file global",
         rf"timeout (?:connect|client|server) {_N}ms"],
     "frontend": [
-        r"mode (?:http|tcp)", rf"bind {_EP}(?: transparent)?", r"option idle-close-on-response",
+        r"mode (?:http|tcp)", r"option idle-close-on-response",
+        (rf"bind {_EP}(?: transparent)?(?: ssl crt {_FILE}(?: crt-list {_FILE})?"
+         rf"(?: ca-file {_FILE} verify (?:optional|required)(?: crl-file {_FILE})?)?{_TLS})?"),
         rf"maxconn {_N}", rf"timeout client {_N}ms", rf"tcp-request inspect-delay {_N}ms",
         r"disabled", rf"default_backend pool_{_ID}",
         rf"acl allowed_cidr src {_IP}/{_N}(?: {_IP}/{_N})*",
@@ -434,9 +455,16 @@ GRAMMAR = {
         # The one sample fetch the template writes itself; no tenant value is in it.
         r"http-request set-header X-Forwarded-Port %\[dst_port\]",
         r"http-request set-header X-Forwarded-Proto https?",
+        # The client certificate headers: fixed fetches of the template's, no tenant value.
+        (r"http-request set-header X-SSL-[A-Za-z0-9-]+ "
+         r"%(?:\{\+Q\})?\[ssl_c_(?:verify|used|s_dn|s_dn\(cn\)|i_dn|sha1,hex|notbefore|notafter)\]"),
+        (r'http-response set-header Strict-Transport-Security '
+         r'"max-age=[0-9]+(?:; includeSubDomains)?(?:; preload)?"'),
+        rf"acl rule_{_ID} ssl_c_used -m bool", rf"acl rule_{_ID} ssl_c_verify -m int -- [0-9]+",
         # L7 rules and policies: one word of no quote, backslash, '#' or '%' per value.
         (rf"acl rule_{_ID} (?:req\.hdr\(host\),field\(1,:\) -i|path"
-         rf"|req\.(?:hdr|cook)\([A-Za-z0-9!*+^|~._-]+\)) -m (?:str|beg|end|sub|reg) -- {_WORD}"),
+         rf"|req\.(?:hdr|cook)\([A-Za-z0-9!*+^|~._-]+\)|ssl_c_s_dn\({_DN}\))"
+         rf" -m (?:str|beg|end|sub|reg) -- {_WORD}"),
         rf"http-request deny deny_status 403 if {_CONDITION}",
         rf"http-request redirect (?:location|prefix) https?://{_WORD} code 30[12378] if {_CONDITION}",
         rf"use_backend pool_{_ID} if {_CONDITION}"],
@@ -452,7 +480,9 @@ GRAMMAR = {
         r"option ssl-hello-chk",
         (rf"server member_{_ID} {_EP} weight {_N}(?: backup)?(?: disabled)?"
          rf"(?: cookie member_{_ID})?(?: send-proxy(?:-v2)?)?"
-         rf"(?: check inter {_N}s fall {_N} rise {_N}(?: check-ssl verify none)?"
+         rf"(?: ssl(?: verify required ca-file {_FILE}(?: crl-file {_FILE})?| verify none)"
+         rf"(?: crt {_FILE})?{_TLS})?"
+         rf"(?: check inter {_N}s fall {_N} rise {_N}(?: check-ssl(?: verify none)?)?"
          rf"(?: check-send-proxy)?(?: addr (?:{_IP}|\[{_IP}\]))?(?: port {_N})?)?")],
 }
 _DIRECTIVES = {name: re.compile(" {4}(?:" + "|".join(lines) + ")", re.ASCII)
@@ -474,7 +504,8 @@ def assert_grammar(text: str) -> None:
     lowered = text.lower()
     for word in FORBIDDEN:
         assert word not in lowered, f"{word!r} in haproxy.cfg"
-    assert lowered.count("%[") == lowered.count("%[dst_port]"), "a sample fetch in haproxy.cfg"
+    own = sum(lowered.count(f) for f in ("%[dst_port]", "%[ssl_c_verify]", "%[ssl_c_used]"))
+    assert lowered.count("%[") == own, "a sample fetch in haproxy.cfg"
 
 
 # --- random valid documents -----------------------------------------------------------------
@@ -535,34 +566,73 @@ def _persistence(draw: st.DrawFn, http: bool) -> dict[str, Any] | None:
     return {"type": kind, "cookie_name": draw(cookies) if kind == "APP_COOKIE" else None}
 
 
+# TLS material: made once (key generation is too slow for every example), ids fixed.
+_CA = certs.make_ca("Hypothesis CA")
+_CERTIFICATES = [tls.certificate(certs.make_cert(_CA, [f"h{i}.example.com"]), ident=f"{i:032x}")
+                 for i in range(3)]
+_CRL = certs.make_crl(_CA).decode()
+_HTTP_LISTENERS = ("HTTP", "TERMINATED_HTTPS")
+versions = st.lists(st.sampled_from(c.TLS_VERSIONS), min_size=1, unique=True).filter(
+    lambda chosen: chosen != schema.NO_SSLV3_ALONE)
+alpn = st.lists(st.sampled_from(c.ALPN_PROTOCOLS), min_size=1, unique=True)
+ciphers = st.none() | st.lists(st.sampled_from(sorted(validate.known_ciphers())), min_size=1,
+                               max_size=30, unique=True).map(":".join)
+
+
+@st.composite
+def listener_tls(draw: st.DrawFn) -> dict[str, Any]:
+    chosen = draw(st.permutations(_CERTIFICATES))[:draw(st.integers(1, 3))]
+    mode = draw(st.sampled_from(c.CLIENT_AUTH_MODES))
+    authenticated = mode != c.CLIENT_AUTH_NONE
+    return tls.listener_tls(
+        chosen[0], chosen[1:], client_authentication=mode,
+        client_ca=_CA.cert_pem if authenticated else None,
+        client_crl=_CRL if authenticated and draw(st.booleans()) else None,
+        versions=draw(versions), ciphers=draw(ciphers), alpn_protocols=draw(alpn),
+        hsts_max_age=draw(st.none() | st.integers(0, 2 ** 31 - 1)),
+        hsts_include_subdomains=draw(st.booleans()), hsts_preload=draw(st.booleans()))
+
+
+@st.composite
+def pool_tls(draw: st.DrawFn) -> dict[str, Any]:
+    ca = draw(st.sampled_from([None, _CA.cert_pem]))
+    return tls.pool_tls(certificate=draw(st.none() | st.sampled_from(_CERTIFICATES)), ca=ca,
+                        crl=_CRL if ca and draw(st.booleans()) else None, versions=draw(versions),
+                        ciphers=draw(ciphers), alpn_protocols=draw(alpn))
+
+
 @st.composite
 def pools(draw: st.DrawFn, pool_id: str, listener_protocol: str | None,
           address: st.SearchStrategy[str]) -> dict[str, Any]:
     allowed = c.VALID_LISTENER_POOL_PROTOCOLS[listener_protocol] if listener_protocol \
         else c.DEVICE_POOL_PROTOCOLS
     protocol = draw(st.sampled_from([p for p in allowed if p in c.DEVICE_POOL_PROTOCOLS]))
-    http = protocol == "HTTP" or (protocol.startswith("PROXY") and listener_protocol == "HTTP")
+    http = protocol == "HTTP" or (protocol.startswith("PROXY") and listener_protocol in _HTTP_LISTENERS)
     member_list = draw(st.lists(members(address), max_size=3, unique_by=lambda x: x["id"]))
     return {"id": pool_id, "name": draw(names), "protocol": protocol,
             "lb_algorithm": draw(st.sampled_from(c.DEVICE_LB_ALGORITHMS)),
             "admin_state_up": draw(st.booleans()), "session_persistence": _persistence(draw, http),
-            "members": member_list, "healthmonitor": draw(st.none() | monitors())}
+            "members": member_list, "healthmonitor": draw(st.none() | monitors()),
+            "tls": draw(st.none() | pool_tls())}
 
 
 @st.composite
 def listeners(draw: st.DrawFn, listener_id: str, port: int, pool_id: str | None,
               cidr: st.SearchStrategy[str]) -> dict[str, Any]:
     protocol = draw(st.sampled_from(c.DEVICE_LISTENER_PROTOCOLS))
-    flags = st.sampled_from(["true", "false"]) if protocol == "HTTP" else st.just("false")
-    headers = draw(st.dictionaries(st.sampled_from(["X-Forwarded-For", "X-Forwarded-Port",
-                                                    "X-Forwarded-Proto"]), flags))
+    flags = st.sampled_from(["true", "false"]) if protocol in _HTTP_LISTENERS else st.just("false")
+    names_ = ["X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto"]
+    if protocol == "TERMINATED_HTTPS":
+        names_ += c.SSL_CLIENT_HEADERS
+    headers = draw(st.dictionaries(st.sampled_from(names_), flags))
     timeout = st.integers(0, c.MAX_TIMEOUT)
     return {"id": listener_id, "name": draw(names), "protocol": protocol, "protocol_port": port,
             "connection_limit": draw(st.integers(-1, 1_000_000)),
             "admin_state_up": draw(st.booleans()), "timeout_client_data": draw(timeout),
             "timeout_member_connect": draw(timeout), "timeout_member_data": draw(timeout),
             "timeout_tcp_inspect": draw(timeout), "default_pool_id": pool_id,
-            "insert_headers": headers, "allowed_cidrs": draw(st.lists(cidr, max_size=3))}
+            "insert_headers": headers, "allowed_cidrs": draw(st.lists(cidr, max_size=3)),
+            "tls": draw(listener_tls()) if protocol == "TERMINATED_HTTPS" else None}
 
 
 _RULE_VALUES = {
@@ -578,19 +648,31 @@ redirects = st.from_regex(r"https?://[a-z0-9.-]{1,30}(:[0-9]{1,5})?(/[A-Za-z0-9\
 header_names = st.from_regex(r"[A-Za-z0-9\-_.!*+^|~]{1,20}", fullmatch=True)
 
 
+_RULE_VALUES.update({
+    "SSL_CONN_HAS_CERT": st.just("True"),
+    "SSL_VERIFY_RESULT": st.integers(0, 99999).map(str),
+    "SSL_DN_FIELD": st.from_regex(r"[A-Za-z0-9\-._~!&()*+,;=:@/?]{1,40}", fullmatch=True),
+})
+
+
 @st.composite
-def l7rules(draw: st.DrawFn, rule_id: str) -> dict[str, Any]:
-    kind = draw(st.sampled_from(c.L7RULE_TYPES))
+def l7rules(draw: st.DrawFn, rule_id: str, certificate_rules: bool) -> dict[str, Any]:
+    kind = draw(st.sampled_from([k for k in c.L7RULE_TYPES
+                                 if certificate_rules or k not in c.L7RULE_SSL_TYPES]))
     compares = ("EQUAL_TO", "REGEX") if kind == "FILE_TYPE" else c.L7RULE_COMPARE_TYPES
+    if kind in ("SSL_CONN_HAS_CERT", "SSL_VERIFY_RESULT"):
+        compares = ("EQUAL_TO",)
     compare = draw(st.sampled_from(compares))
-    key = {"HEADER": header_names, "COOKIE": cookies}.get(kind, st.none())
+    key = {"HEADER": header_names, "COOKIE": cookies,
+           "SSL_DN_FIELD": st.sampled_from(c.DISTINGUISHED_NAME_FIELDS)}.get(kind, st.none())
     return {"id": rule_id, "type": kind, "compare_type": compare, "key": draw(key),
             "value": draw(regexes if compare == "REGEX" else _RULE_VALUES[kind]),
             "invert": draw(st.booleans()), "admin_state_up": draw(st.booleans())}
 
 
 @st.composite
-def l7policies(draw: st.DrawFn, listener_id: str, pool_id: str | None) -> list[dict[str, Any]]:
+def l7policies(draw: st.DrawFn, listener_id: str, pool_id: str | None,
+               certificate_rules: bool) -> list[dict[str, Any]]:
     """Up to 4 policies (ids derived from the listener's, so unique); REDIRECT_TO_POOL only
     towards the listener's own (compatible) default pool."""
     actions = [a for a in c.L7POLICY_ACTIONS if pool_id or a != "REDIRECT_TO_POOL"]
@@ -605,7 +687,7 @@ def l7policies(draw: st.DrawFn, listener_id: str, pool_id: str | None) -> list[d
             "redirect_prefix": redirects_to if action == "REDIRECT_PREFIX" else None,
             "redirect_http_code": draw(st.sampled_from(c.L7POLICY_REDIRECT_CODES)),
             "admin_state_up": draw(st.booleans()),
-            "rules": [draw(l7rules(f"{listener_id}-p{i}-r{j}"))
+            "rules": [draw(l7rules(f"{listener_id}-p{i}-r{j}", certificate_rules))
                       for j in range(draw(st.integers(0, 3)))]})
     return out
 
@@ -621,9 +703,10 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     listener_list = [draw(listeners(object_ids[0], ports[0], object_ids[2] if attached else None,
                                     cidr)),
                      draw(listeners(object_ids[1], ports[1], None, cidr))]
-    if listener_list[0]["protocol"] == "HTTP":
-        listener_list[0]["l7policies"] = draw(l7policies(object_ids[0],
-                                                         object_ids[2] if attached else None))
+    if listener_list[0]["protocol"] in _HTTP_LISTENERS:
+        listener_list[0]["l7policies"] = draw(l7policies(
+            object_ids[0], object_ids[2] if attached else None,
+            listener_list[0]["protocol"] == "TERMINATED_HTTPS"))
     pool_list = [draw(pools(object_ids[2], listener_list[0]["protocol"] if attached else None,
                             address)),
                  draw(pools(object_ids[3], None, address))]
@@ -632,8 +715,22 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
             "vip_address": draw(address), "listeners": listener_list, "pools": pool_list}
 
 
-def _render(document: dict[str, Any]) -> str:
-    return render.render(schema.validate(document), "/tmp/lbd-h/stats.sock", "/tmp/lbd-h/state")
+def _render(document: dict[str, Any], folder: str = "/tmp/lbd-h") -> str:
+    """haproxy.cfg of ``document`` as a device with ``folder`` as its load balancer's folder
+    renders it; with the TLS files it names written there unless it is the default."""
+    valid = schema.validate(document)
+    if folder != "/tmp/lbd-h":
+        tls_folder = tlsfiles.folder_of(Path(folder))
+        tlsfiles.write(tls_folder, tlsfiles.files(valid, tls_folder))
+    return render.render(valid, f"{folder}/stats.sock", f"{folder}/state")
+
+
+def _haproxy_accepts_document(document: dict[str, Any]) -> str:
+    """Render ``document`` with its TLS files in place and have ``haproxy -c`` accept it."""
+    with tempfile.TemporaryDirectory(prefix="lbh") as folder:
+        text = _render(document, folder)
+        haproxy_accepts(text.encode("ascii"))
+    return text
 
 
 # No example database: nothing is written into the checkout.
@@ -669,7 +766,7 @@ def _replaced_names(value: Any) -> Any:
 @given(documents())
 def test_haproxy_accepts_rendered(document: dict[str, Any]) -> None:
     note(json.dumps(document, indent=1))
-    haproxy_accepts(_render(document).encode("ascii"))
+    _haproxy_accepts_document(document)
 
 
 def _edge(path: tuple, value: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from lbaas.agent.drivers.base import DeviceDriver
 DRIVERS = {
     "noop": "lbaas.agent.drivers.noop:NoopDriver",
     "haproxy": "lbaas.agent.drivers.haproxy:HAProxyDriver",
+    "bigip": "lbaas.agent.drivers.bigip:BigIPDriver",
 }
 
 

@@ -16,9 +16,23 @@ return or raise within ``constants.DEVICE_PROBE_TIMEOUT`` per device.
 from __future__ import annotations
 
 import abc
+import ssl
 from collections.abc import Mapping
 
+from lbaas import config as cfg
 from lbaas import wire
+
+
+def trust(ca_file: str, option: str) -> ssl.SSLContext | bool:
+    """What httpx verifies https:// devices with: the system's CAs, or those of ``ca_file``;
+    ``ConfigError`` naming the ``[device]`` ``option`` when ca_file is unusable."""
+    if not ca_file:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise cfg.ConfigError(f"[device] {option} {ca_file} cannot be used: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
 
 
 class DeviceNotReady(Exception):
@@ -40,7 +54,8 @@ class DeviceDriver(abc.ABC):
     name: str
 
     def __init__(self, options: Mapping[str, str]) -> None:
-        """``options`` is the agent's ``[device]`` INI section, values as strings."""
+        """``options`` is the agent's ``[device]`` INI section, values as strings, plus
+        ``environment`` (the agent's ``environment_prefix``)."""
         self.options = options
 
     @abc.abstractmethod

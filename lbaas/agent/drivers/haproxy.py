@@ -10,6 +10,8 @@ Options (the agent's ``[device]`` section):
 * ``ca_file`` – CA bundle to verify ``https://`` devices (default: the system's)
 * ``timeout`` – seconds per request (default 10)
 * ``max_loadbalancers`` – per device, for ``capacity_score`` (default 0 = unlimited)
+* ``allow_plaintext_keys`` – send private keys to ``http://`` devices too (default false:
+  a desired state holding a key is refused for them, so keys cross only TLS)
 
 A device that answers 400, 409 or 422 refused the document (``DeviceRejected``); no answer,
 401 or 5xx is a device failure (``DeviceError``) that the agent retries once the device answers.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import re
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,22 +29,17 @@ import httpx
 from lbaas import config as cfg
 from lbaas import constants as c
 from lbaas import wire
-from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
+from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected, trust
 
 LOG = logging.getLogger(__name__)
 # The [device] options this driver reads (lbaas.config declares them).
-_OPTIONS = ("devices", "device_token", "ca_file", "timeout", "max_loadbalancers")
+_OPTIONS = ("devices", "device_token", "ca_file", "timeout", "max_loadbalancers", "allow_plaintext_keys")
 
 
-def _verify(ca_file: str) -> ssl.SSLContext | bool:
-    """What httpx verifies https:// devices with; raises ConfigError when ca_file is unusable."""
-    if not ca_file:
-        return True
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise cfg.ConfigError(f"[device] ca_file {ca_file} cannot be used: "
-                              f"{getattr(exc, 'strerror', None) or exc}") from None
+def holds_private_keys(desired: wire.Present) -> bool:
+    """Whether any listener or pool of ``desired`` carries a certificate with its key."""
+    return any(ln.get("tls") for ln in desired["listeners"]) or any(
+        (tls := p.get("tls")) is not None and tls["certificate"] is not None for p in desired["pools"])
 
 
 class HAProxyDriver(DeviceDriver):
@@ -68,7 +64,8 @@ class HAProxyDriver(DeviceDriver):
             raise cfg.ConfigError("[device] device_token is required (device_driver = haproxy)")
         self.timeout = values["timeout"]
         self.max_loadbalancers = values["max_loadbalancers"] or 0
-        verify = _verify(values["ca_file"])
+        self.allow_plaintext_keys = values["allow_plaintext_keys"]
+        verify = trust(values["ca_file"], "ca_file")
         self._clients = {url: httpx.Client(base_url=url, timeout=self.timeout, verify=verify,
                                            headers={c.DEVICE_AUTH_HEADER: token})
                          for url in self.devices}
@@ -118,6 +115,7 @@ class HAProxyDriver(DeviceDriver):
         ``DeviceRejected`` when any device refused the document (retrying cannot help).
         """
         lb_id = desired["id"]
+        self._check_channel(desired)
         failures: list[DeviceError] = []
         for url in self.devices:
             try:
@@ -129,6 +127,14 @@ class HAProxyDriver(DeviceDriver):
         if failures:
             rejected = any(isinstance(exc, DeviceRejected) for exc in failures)
             raise (DeviceRejected if rejected else DeviceError)("; ".join(map(str, failures)))
+
+    def _check_channel(self, desired: wire.Present) -> None:
+        """DeviceRejected when private keys would cross plain HTTP without the operator's leave."""
+        clear = [url for url in self.devices if url.startswith("http://")]
+        if clear and not self.allow_plaintext_keys and holds_private_keys(desired):
+            raise DeviceRejected(f"refusing to send private keys to {', '.join(clear)} over plain HTTP: "
+                                 f"serve the appliance over HTTPS ([device] tls_cert, tls_key) or set "
+                                 f"[device] allow_plaintext_keys on the agent")
 
     def delete(self, loadbalancer_id: str) -> None:
         """DELETE on every device (an unknown id is fine). Raises ``DeviceError``."""

@@ -1,4 +1,4 @@
-"""Agents, Neutron-shaped (admin only): /v2.0/agents and the bindings.
+"""Agents, Neutron-shaped (admin only by default, rules os_load-balancer_api:agent:*): /v2.0/agents and the bindings.
 
 Deleting an agent that still hosts load balancers is refused, unless it is
 dead and ``?rebind=true`` (see ``lbaas.services.agents``).
@@ -48,7 +48,7 @@ def _flag(params: dict[str, list[str]], key: str) -> bool | None:
 @router.get("/agents", openapi_extra=openapi.query(host={"type": "string"}, environment={"type": "string"},
                                                   admin_state_up={"type": "boolean"}, alive={"type": "boolean"}))
 def list_agents(request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    ctx.require_admin()
+    ctx.authorize("agent:get_all")
     params = deps.params(request)
     listed = agents.listed(deps.services(request), _scheduler(request), params.get("host", []),
                            params.get("environment", []), _flag(params, "admin_state_up"), _flag(params, "alive"))
@@ -57,14 +57,14 @@ def list_agents(request: Request, ctx: Context = Depends(deps.context)) -> dict[
 
 @router.get("/agents/{agent_id}")
 def get_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    ctx.require_admin()
+    ctx.authorize("agent:get_one")
     return {"agent": _document(agents.get(deps.services(request), _scheduler(request), agent_id))}
 
 
 @router.put("/agents/{agent_id}", openapi_extra=openapi.request_body("agent", AgentUpdate))
 def update_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.context),
                  document: Any = Depends(deps.body)) -> dict[str, Any]:
-    ctx.require_admin()
+    ctx.authorize("agent:put")
     body = s.parse(document, "agent", AgentUpdate)
     seen = agents.update(deps.services(request), _scheduler(request), agent_id, body.admin_state_up)
     return {"agent": _document(seen)}
@@ -73,20 +73,22 @@ def update_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.co
 @router.delete("/agents/{agent_id}", status_code=204,
                 openapi_extra=openapi.query(rebind={"type": "boolean"}))
 def delete_agent(agent_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
-    ctx.require_admin()
+    ctx.authorize("agent:delete")
     rebind = resources.bool_param(deps.params(request), "rebind")
+    if rebind:
+        ctx.authorize("agent:rebind")
     agents.delete(deps.services(request), _scheduler(request), agent_id, rebind)
     return Response(status_code=204)
 
 
 @router.get("/agents/{agent_id}/agent-loadbalancers")
 def agent_loadbalancers(agent_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    ctx.require_admin()
+    ctx.authorize("agent:get_one")
     return {"loadbalancers": agents.loadbalancers(deps.services(request), agent_id)}
 
 
 @router.get("/lbaas/loadbalancers/{lb_id}/loadbalancer-hosting-agent")
 def hosting_agent(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    ctx.require_admin()
+    ctx.authorize("agent:get_one")
     seen = agents.hosting(deps.services(request), _scheduler(request), ctx, lb_id)
     return {"agent": None if seen is None else _document(seen)}

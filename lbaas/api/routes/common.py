@@ -17,6 +17,7 @@ from lbaas.services import Services, changes
 def list_document(request: Request, kind: Kind, ctx: Context,
                   scope: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One page of ``kind`` as ``GET /lbaas/<plural>`` answers it (``scope``: see ``resources.list_page``)."""
+    ctx.authorize(f"{kind.rules}:get_all")
     services = deps.services(request)
     with services.reading() as session:
         page = resources.list_page(session, kind, ctx, deps.params(request), deps.page_url(request),
@@ -27,13 +28,13 @@ def list_document(request: Request, kind: Kind, ctx: Context,
 def get_document(request: Request, kind: Kind, ctx: Context, ident: str) -> dict[str, Any]:
     """One visible object as ``GET /lbaas/<plural>/{id}`` answers it."""
     with deps.services(request).reading() as session:
-        return {kind.name: kind.render_one(session, resources.get(session, kind, ident, ctx))}
+        return {kind.name: kind.render_one(session, resources.readable(session, kind, ident, ctx))}
 
 
 def stats_document(request: Request, kind: Kind, ctx: Context, ident: str) -> dict[str, Any]:
     """The counters of a visible load balancer or listener."""
     with deps.services(request).reading() as session:
-        return {"stats": views.stats(resources.get(session, kind, ident, ctx).stats)}
+        return {"stats": views.stats(resources.readable(session, kind, ident, ctx, "get_stats").stats)}
 
 
 def add_reads(router: APIRouter, kind: Kind) -> None:
@@ -57,15 +58,18 @@ def add_writes(router: APIRouter, kind: Kind, create_body: type[s.Body], update_
 
     def create_object(request: Request, ctx: Context = Depends(deps.context),
                       document: Any = Depends(deps.body)) -> dict[str, Any]:
+        ctx.authorize(f"{kind.rules}:post")  # refused before its body is judged
         body = s.parse(document, kind.name, create_body)
         return {kind.name: create(deps.services(request), ctx, body)}
 
     def update_object(ident: str, request: Request, ctx: Context = Depends(deps.context),
                       document: Any = Depends(deps.body)) -> dict[str, Any]:
+        ctx.authorize(f"{kind.rules}:put")
         body = s.parse(document, kind.name, update_body)
         return {kind.name: update(deps.services(request), ctx, ident, body)}
 
     def delete_object(ident: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
+        ctx.authorize(f"{kind.rules}:delete")
         changes.delete_child(deps.services(request), ctx, kind, ident)
         return Response(status_code=204)
 

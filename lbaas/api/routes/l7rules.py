@@ -20,6 +20,7 @@ BASE = "/lbaas/l7policies/{l7policy_id}/rules"
 
 @router.get(BASE, openapi_extra=openapi.list_query(KIND.model))
 def list_rules(l7policy_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+    ctx.authorize("l7rule:get_all")
     l7rules.check_policy(deps.services(request), ctx, l7policy_id)
     return list_document(request, KIND, ctx, scope={"l7policy_id": l7policy_id})
 
@@ -27,12 +28,15 @@ def list_rules(l7policy_id: str, request: Request, ctx: Context = Depends(deps.c
 @router.get(BASE + "/{ident}")
 def get_rule(l7policy_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     with deps.services(request).reading() as session:
-        return {KIND.name: KIND.render_one(session, l7rules.visible(session, ctx, l7policy_id, ident))}
+        rule = l7rules.visible(session, ctx, l7policy_id, ident)
+        ctx.authorize("l7rule:get_one", rule.project_id)
+        return {KIND.name: KIND.render_one(session, rule)}
 
 
 @router.post(BASE, status_code=201, openapi_extra=openapi.request_body(KIND.name, s.L7RuleCreate))
 def create_rule(l7policy_id: str, request: Request, ctx: Context = Depends(deps.context),
                 document: Any = Depends(deps.body)) -> dict[str, Any]:
+    ctx.authorize("l7rule:post")
     body = s.parse(document, KIND.name, s.L7RuleCreate)
     return {KIND.name: l7rules.create(deps.services(request), ctx, l7policy_id, body)}
 
@@ -40,11 +44,13 @@ def create_rule(l7policy_id: str, request: Request, ctx: Context = Depends(deps.
 @router.put(BASE + "/{ident}", openapi_extra=openapi.request_body(KIND.name, s.L7RuleUpdate))
 def update_rule(l7policy_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context),
                 document: Any = Depends(deps.body)) -> dict[str, Any]:
+    ctx.authorize("l7rule:put")
     body = s.parse(document, KIND.name, s.L7RuleUpdate)
     return {KIND.name: l7rules.update(deps.services(request), ctx, l7policy_id, ident, body)}
 
 
 @router.delete(BASE + "/{ident}", status_code=204)
 def delete_rule(l7policy_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
+    ctx.authorize("l7rule:delete")
     l7rules.delete(deps.services(request), ctx, l7policy_id, ident)
     return Response(status_code=204)

@@ -31,7 +31,7 @@ def get_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.c
              openapi_extra=openapi.request_body(KIND.name, s.LoadBalancerCreate))
 def create_loadbalancer(request: Request, ctx: Context = Depends(deps.context),
                         document: Any = Depends(deps.body)) -> dict[str, Any]:
-    ctx.require_write()  # a reader is refused before its body is judged
+    ctx.authorize("loadbalancer:post")  # a reader is refused before its body is judged
     body = s.parse(document, KIND.name, s.LoadBalancerCreate)
     lb, graph = loadbalancers.create(deps.services(request), ctx, body)
     return {KIND.name: views.created(lb, graph, full=bool(body.listeners or body.pools))}
@@ -40,6 +40,7 @@ def create_loadbalancer(request: Request, ctx: Context = Depends(deps.context),
 @router.put("/lbaas/loadbalancers/{lb_id}", openapi_extra=openapi.request_body(KIND.name, s.LoadBalancerUpdate))
 def update_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context),
                         document: Any = Depends(deps.body)) -> dict[str, Any]:
+    ctx.authorize("loadbalancer:put")
     body = s.parse(document, KIND.name, s.LoadBalancerUpdate)
     return {KIND.name: loadbalancers.update(deps.services(request), ctx, lb_id, body)}
 
@@ -47,6 +48,7 @@ def update_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(dep
 @router.delete("/lbaas/loadbalancers/{lb_id}", status_code=204,
                openapi_extra=openapi.query(cascade={"type": "boolean"}))
 def delete_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
+    ctx.authorize("loadbalancer:delete")
     cascade = resources.bool_param(deps.params(request), "cascade")
     loadbalancers.delete(deps.services(request), ctx, lb_id, cascade)
     return Response(status_code=204)
@@ -54,7 +56,8 @@ def delete_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(dep
 
 @router.put("/lbaas/loadbalancers/{lb_id}/failover", status_code=202)
 def failover_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
-    """Converge the load balancer again from the database (admin only)."""
+    """Converge the load balancer again from the database (admin only by default)."""
+    ctx.authorize("loadbalancer:put_failover")
     loadbalancers.failover(deps.services(request), ctx, lb_id)
     return Response(status_code=202)
 
@@ -63,6 +66,7 @@ def failover_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(d
 @router.get("/lbaas/loadbalancers/{lb_id}/statuses")
 def status_tree(lb_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     lb, graph = loadbalancers.read_graph(deps.services(request), ctx, lb_id)
+    ctx.authorize("loadbalancer:get_status", lb.project_id)
     return {"statuses": {"loadbalancer": views.status_tree(lb, graph)}}
 
 

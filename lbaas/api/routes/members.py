@@ -21,6 +21,7 @@ BASE = "/lbaas/pools/{pool_id}/members"
 
 @router.get(BASE, openapi_extra=openapi.list_query(KIND.model))
 def list_members(pool_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+    ctx.authorize("member:get_all")
     members.check_pool(deps.services(request), ctx, pool_id)
     return list_document(request, KIND, ctx, scope={"pool_id": pool_id})
 
@@ -28,12 +29,15 @@ def list_members(pool_id: str, request: Request, ctx: Context = Depends(deps.con
 @router.get(BASE + "/{ident}")
 def get_member(pool_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     with deps.services(request).reading() as session:
-        return {KIND.name: KIND.render_one(session, members.visible(session, ctx, pool_id, ident))}
+        member = members.visible(session, ctx, pool_id, ident)
+        ctx.authorize("member:get_one", member.project_id)
+        return {KIND.name: KIND.render_one(session, member)}
 
 
 @router.post(BASE, status_code=201, openapi_extra=openapi.request_body(KIND.name, s.MemberCreate))
 def create_member(pool_id: str, request: Request, ctx: Context = Depends(deps.context),
                   document: Any = Depends(deps.body)) -> dict[str, Any]:
+    ctx.authorize("member:post")
     body = s.parse(document, KIND.name, s.MemberCreate)
     return {KIND.name: members.create(deps.services(request), ctx, pool_id, body)}
 
@@ -41,12 +45,14 @@ def create_member(pool_id: str, request: Request, ctx: Context = Depends(deps.co
 @router.put(BASE + "/{ident}", openapi_extra=openapi.request_body(KIND.name, s.MemberUpdate))
 def update_member(pool_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context),
                   document: Any = Depends(deps.body)) -> dict[str, Any]:
+    ctx.authorize("member:put")
     body = s.parse(document, KIND.name, s.MemberUpdate)
     return {KIND.name: members.update(deps.services(request), ctx, pool_id, ident, body)}
 
 
 @router.delete(BASE + "/{ident}", status_code=204)
 def delete_member(pool_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
+    ctx.authorize("member:delete")
     members.delete(deps.services(request), ctx, pool_id, ident)
     return Response(status_code=204)
 
@@ -61,7 +67,7 @@ def batch_update_members(pool_id: str, request: Request, ctx: Context = Depends(
     the others created, and (unless additive) missing ones deleted, all in
     one change of the load balancer.
     """
-    ctx.require_write()
+    ctx.authorize("member:put")  # Octavia's rule for the batch update
     if not isinstance(document, dict) or set(document) != {"members"}:
         raise BadRequest("The request body must be a JSON object with the key 'members'.")
     batch = s.parse({"batch": document}, "batch", s.MemberBatch)

@@ -37,7 +37,8 @@ def version(request: Request) -> dict[str, Any]:
 
 
 @router.get("/lbaas/providers")
-def providers(request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+def providers(request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+    ctx.authorize("provider:get_all")
     listed = [{"name": p.name, "description": p.description}
               for p in deps.services(request).providers.values()]
     return {"providers": sorted(listed, key=lambda p: p["name"])}
@@ -45,11 +46,12 @@ def providers(request: Request, _ctx: Context = Depends(deps.context)) -> dict[s
 
 @router.get("/lbaas/providers/{name}/flavor_capabilities")
 @router.get("/lbaas/providers/{name}/availability_zone_capabilities")
-def capabilities(name: str, request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+def capabilities(name: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+    flavor = request.url.path.endswith("flavor_capabilities")
+    ctx.authorize("provider-flavor:get_all" if flavor else "provider-availability-zone:get_all")
     if name not in deps.services(request).providers:
         raise NotFound("Provider", name)
-    key = "flavor_capabilities" if request.url.path.endswith("flavor_capabilities") else \
-        "availability_zone_capabilities"
+    key = "flavor_capabilities" if flavor else "availability_zone_capabilities"
     return {key: []}
 
 

@@ -23,12 +23,14 @@ def _document(project_id: str, limits: quotas.Limits) -> dict[str, Any]:
 
 @router.get("/lbaas/quotas")
 def list_quotas(request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    listed = quotas.listed(deps.services(request), None if ctx.is_admin else ctx.project_id)
+    ctx.authorize("quota:get_all")
+    listed = quotas.listed(deps.services(request), ctx.visible_project("quota"))
     return {"quotas": [_document(project_id, limits) for project_id, limits in listed], "quotas_links": []}
 
 
 @router.get("/lbaas/quotas/defaults")
-def default_quotas(request: Request, _ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+def default_quotas(request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
+    ctx.authorize("quota:get_defaults")
     document = _document("", quotas.defaults(deps.services(request)))
     document.pop("project_id")
     return {"quota": document}
@@ -36,8 +38,7 @@ def default_quotas(request: Request, _ctx: Context = Depends(deps.context)) -> d
 
 @router.get("/lbaas/quotas/{project_id}")
 def get_quota(project_id: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
-    if not ctx.is_admin and project_id != ctx.project_id:
-        ctx.require_admin()
+    ctx.authorize("quota:get_one", project_id)
     return {"quota": _document(project_id, quotas.of_project(deps.services(request), project_id))}
 
 
@@ -45,7 +46,7 @@ def get_quota(project_id: str, request: Request, ctx: Context = Depends(deps.con
             openapi_extra=openapi.request_body("quota", s.QuotaUpdate))
 def set_quota(project_id: str, request: Request, ctx: Context = Depends(deps.context),
               document: Any = Depends(deps.body)) -> dict[str, Any]:
-    ctx.require_admin()
+    ctx.authorize("quota:put", project_id)
     body = s.parse(document, "quota", s.QuotaUpdate)
     given = {ALIASES.get(field, field): getattr(body, field) for field in body.model_fields_set}
     limits = quotas.set_limits(deps.services(request), project_id,
@@ -55,6 +56,6 @@ def set_quota(project_id: str, request: Request, ctx: Context = Depends(deps.con
 
 @router.delete("/lbaas/quotas/{project_id}", status_code=204)
 def reset_quota(project_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
-    ctx.require_admin()
+    ctx.authorize("quota:delete", project_id)
     quotas.reset(deps.services(request), project_id)
     return Response(status_code=204)
