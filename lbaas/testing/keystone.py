@@ -89,8 +89,13 @@ class Keystone:
 
     def stop(self) -> None:
         if self._process is not None:
-            self._process.send_signal(signal.SIGTERM)
-            self._process.wait(timeout=20)
+            # SIGINT is gunicorn's quick shutdown; SIGTERM would wait out its graceful timeout.
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
             self._process = None
 
     # --- what tests use ---------------------------------------------------------------
@@ -229,3 +234,41 @@ class Keystone:
                                                 "domain_id": "default", "default_project_id": self.ids[user.project]})
             grant = f"{self.url}/projects/{self.ids[user.project]}/users/{made['id']}/roles/{roles[user.role]}"
             httpx.put(grant, headers={"X-Auth-Token": self._admin()}, timeout=30).raise_for_status()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lbaas.testing.keystone``: a Keystone to try ``auth_strategy = keystone``
+    against, serving until interrupted; prints the server's configuration and a clouds.yaml."""
+    import argparse
+    import json
+    import tempfile
+    parser = argparse.ArgumentParser(description="Run a throw-away Keystone on loopback for lbaas.")
+    parser.add_argument("--lbaas-url", default="http://127.0.0.1:9876",
+                        help="where the lbaas server answers (registered in the catalog)")
+    parser.add_argument("--workdir", help="where Keystone keeps its data (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    keystone = Keystone(args.workdir or tempfile.mkdtemp(prefix="keystone-"))
+    stops = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)   # taken by sigwait below, not by handlers
+    keystone.start()
+    try:
+        keystone.register_lbaas(args.lbaas_url)
+        options = "\n".join(f"{k} = {v}" for k, v in keystone.authtoken_options().items())
+        alice = next(u for u in USERS if u.name == "alice")
+        cloud = json.dumps({"clouds": {"keystone-cloud": keystone.cloud(alice.name, alice.password,
+                                                                          alice.project)}}, indent=2)
+        print(f"Keystone serves {keystone.url} (users: {', '.join(u.name for u in USERS)}; "
+              f"password '{User.password}' but for the service user).\n\n"
+              f"Start lbaas with this in its configuration file:\n\n[api]\nauth_strategy = keystone\n\n"
+              f"[keystone_authtoken]\n{options}\n\n"
+              f"and this as ~/.config/openstack/clouds.yaml (JSON is YAML):\n\n{cloud}\n\n"
+              f"then: openstack --os-cloud keystone-cloud loadbalancer create --vip-subnet-id <subnet> "
+              f"--name web --wait\n", flush=True)
+        signal.sigwait(stops)
+    finally:
+        keystone.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
