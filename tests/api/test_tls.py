@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,12 +20,23 @@ from lbaas.db import models as m
 from lbaas.errors import BadRequest
 from lbaas.scheduler import Scheduler
 from lbaas.testing import certs
-from tests.conftest import Api, dump
+from tests.conftest import BACKENDS, Api, dump, start_api
 
 POOL = {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN"}
 CA = certs.make_ca("API test CA")
 SERVER = certs.make_cert(CA, ["www.example.com"])
 OTHER = certs.make_cert(CA, ["shop.example.com"])
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def api(request: pytest.FixtureRequest, temp_database: Any,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The API on each backend, without the write rate limit: these tests store many secrets
+    as one member in a row (the limit has tests of its own)."""
+    server, stop = start_api(temp_database(request.param).url, str(tmp_path_factory.mktemp("tls")),
+                             request.param, {"api": {"write_rate_limit": 0}})
+    yield server
+    stop()
 
 
 def store(api: Api, payload: bytes | str, token: str = "admin", content_type: str | None = None) -> str:
