@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast typecheck setup services haproxy barbican keystone bench clean stop-haproxy
+.PHONY: run test test-fast typecheck setup services haproxy chromium barbican keystone bench clean stop-haproxy
 
 setup: $(VENV)/.installed
 
@@ -20,6 +20,9 @@ haproxy:
 services:
 	bash scripts/ensure-services.sh
 
+chromium:  # Debian's, for the dashboard test (Playwright drives it; no browser download)
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 barbican:  # a real Barbican for the key manager tests, in .venv-barbican (once; then instant)
 	bash scripts/barbican-venv.sh
 
@@ -32,13 +35,13 @@ run: setup haproxy
 typecheck: setup  # configured in pyproject.toml [tool.mypy]
 	$(VENV)/bin/mypy
 
-test: setup services barbican keystone typecheck
+test: setup services chromium barbican keystone typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The quick loop: SQLite only, without the multi-process cluster and the security suite.
 test-fast: setup services barbican keystone typecheck
 	$(PY) -m pytest -k "sqlite or not (postgresql or mariadb)" \
-	  --ignore=tests/test_cluster.py --ignore=tests/security $(PYTEST_ARGS)
+	  --ignore=tests/test_cluster.py --ignore=tests/test_dashboard.py --ignore=tests/security $(PYTEST_ARGS)
 
 bench: setup services keystone
 	$(PY) bench/run.py

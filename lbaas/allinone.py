@@ -100,8 +100,8 @@ def run(files: list[str], demo: bool = False, data_plane: str = "auto") -> int:
         print("lbaas all-in-one: --data-plane haproxy, but HAProxy is not installed", file=sys.stderr)
         return 3
     agents = make_agents(config, controller, options)
-    api = service.api_server(service.api_state(config, db, controller.providers, key_manager),
-                             controller.scheduler)
+    state = service.api_state(config, db, controller.providers, key_manager)
+    api = service.api_server(state, controller.scheduler)
     url = f"http://{config.api.bind_host}:{config.api.bind_port}"
 
     def announce() -> None:
@@ -111,7 +111,7 @@ def run(files: list[str], demo: bool = False, data_plane: str = "auto") -> int:
             threading.Thread(target=demo_module.run, args=(url, token), daemon=True).start()
 
     parts: list[Part] = [controller, *([device] if device else []), *agents, api, Hook(start=announce)]
-    Process("all-in-one", parts).run()
+    Process("all-in-one", parts, on_hangup=[lambda: service.reread_files(state)]).run()
     return 0
 
 

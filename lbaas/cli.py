@@ -13,21 +13,27 @@ import os
 import sys
 from collections.abc import Sequence
 
+from lbaas import __version__
 from lbaas import config as cfg
 from lbaas import constants as c
+from lbaas import opscli
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lbaas", description="Load-balancer-as-a-service control plane.")
     parser.add_argument("--config-file", action="append", default=[], metavar="PATH",
                         help="INI file; repeatable, later files win")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config-file", action="append", default=[], dest="more_config_files",
                         metavar="PATH", help="INI file; repeatable, later files win")
+    common.add_argument("--log-format", choices=["text", "json"], default="text",
+                        help="text (default) or json: one JSON object per line (time, level, logger, "
+                             "message, request_id)")
     sub = parser.add_subparsers(dest="command", required=True)
-    add = lambda name, text: sub.add_parser(name, help=text, parents=[common])  # noqa: E731
+    add = lambda name, text: sub.add_parser(name, help=text, description=text, parents=[common])  # noqa: E731
     add("server", "run an API server and controller")
-    add("agent", "run an agent")
+    agent = add("agent", "run an agent; with an action, list, show, set, delete agents or their load balancers")
     add("device", "run the HAProxy appliance: its management API, one HAProxy per load balancer")
     aio = add("all-in-one", "server, two agents and a device in one process (SQLite, memory://)")
     aio.add_argument("--demo", action="store_true", help="create a demo load balancer with two back ends")
@@ -43,11 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--expires-in", type=float, metavar="SECONDS", help="create: lifetime (default: none)")
     add("policy-sample", "print every policy rule with its default and description as policy.yaml")
     add("config-sample", "print an example configuration file")
+    add("config-reference", "print every option as Markdown (docs/configuration.md)")
+    opscli.add_commands(sub, agent)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if opscli.wanted(args):  # HTTP clients of the API: no configuration of their own
+        return opscli.run(args)
     # Subcommands may carry --config-file after their name too.
     try:
         files = [*args.config_file, *args.more_config_files]
@@ -64,6 +74,9 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
     if args.command == "config-sample":
         print(cfg.sample())
         return 0
+    if args.command == "config-reference":
+        print(cfg.reference(), end="")
+        return 0
     if args.command == "token":
         return _token(args, config.api.token_file)
     if args.command == "policy-sample":
@@ -78,7 +91,7 @@ def _run(args: argparse.Namespace, config: cfg.Config, files: list[str]) -> int:
             db.upgrade()
         print(db.current_revision())
         return 0
-    service.setup_logging(config)
+    service.setup_logging(config, args.log_format)
     if args.command == "server":
         return service.run_server(config)
     if args.command == "agent":

@@ -33,8 +33,10 @@ PROTOCOL_SCTP: Final = "SCTP"
 PROTOCOL_PROXY: Final = "PROXY"
 PROTOCOL_PROXYV2: Final = "PROXYV2"
 PROTOCOL_TERMINATED_HTTPS: Final = "TERMINATED_HTTPS"
+# Octavia API 2.25: the load balancer's own metrics (HAProxy's exporter) at /metrics; no pools.
+PROTOCOL_PROMETHEUS: Final = "PROMETHEUS"
 LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_UDP,
-                             PROTOCOL_SCTP, PROTOCOL_TERMINATED_HTTPS)
+                             PROTOCOL_SCTP, PROTOCOL_TERMINATED_HTTPS, PROTOCOL_PROMETHEUS)
 POOL_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_UDP,
                          PROTOCOL_SCTP, PROTOCOL_PROXY, PROTOCOL_PROXYV2)
 
@@ -46,6 +48,7 @@ VALID_LISTENER_POOL_PROTOCOLS: Final = {
     PROTOCOL_TERMINATED_HTTPS: (PROTOCOL_HTTP, PROTOCOL_PROXY, PROTOCOL_PROXYV2),
     PROTOCOL_UDP: (PROTOCOL_UDP,),
     PROTOCOL_SCTP: (PROTOCOL_SCTP,),
+    PROTOCOL_PROMETHEUS: (),  # it has no child objects
 }
 
 LB_ALGORITHMS: Final = ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT")
@@ -127,6 +130,8 @@ def agent_queue(environment: str, host: str) -> str:
 REPLY_QUEUE_PREFIX: Final = "lbaas.reply."
 # Seconds a start-up check waits for the database or the broker to answer.
 STARTUP_PROBE_TIMEOUT: Final = 5
+# Seconds GET /healthcheck waits for each of the database and the broker.
+HEALTHCHECK_TIMEOUT: Final = 3.0
 
 # --- agents and their devices ---------------------------------------------------
 # configurations["device_state"] in an agent's heartbeat.
@@ -152,7 +157,7 @@ DEVICE_SAMPLE_TOKEN: Final = "change-me"
 DEVICE_MIN_HAPROXY_VERSION: Final = (2, 4)
 # What one device can serve; UDP/SCTP need more than HAProxy 2.6 + this template.
 DEVICE_LISTENER_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP,
-                                    PROTOCOL_TERMINATED_HTTPS)
+                                    PROTOCOL_TERMINATED_HTTPS, PROTOCOL_PROMETHEUS)
 DEVICE_POOL_PROTOCOLS: Final = (PROTOCOL_HTTP, PROTOCOL_HTTPS, PROTOCOL_TCP, PROTOCOL_PROXY,
                                 PROTOCOL_PROXYV2)
 DEVICE_LB_ALGORITHMS: Final = ("ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP")

@@ -29,6 +29,7 @@ from kombu.entity import Exchange, Queue
 from kombu.exceptions import OperationalError
 from kombu.messaging import Consumer as KombuConsumer
 
+from lbaas import metrics
 from lbaas.constants import EXCHANGE, REPLY_EXCHANGE, REPLY_QUEUE_PREFIX
 
 __all__ = ["Broker", "CallTimeout", "Consumer", "Handler", "RemoteError", "Requeue", "safe_url"]
@@ -190,6 +191,7 @@ class _Session:
                 delay, expected = next(delays), (OperationalError, *conn.connection_errors,
                                                  *conn.channel_errors)
                 if not self.stopping.is_set():
+                    metrics.BROKER_RECONNECTS.labels("consumer").inc()
                     log.warning("%s: no connection to %s (%s); retrying in %.1f s", self.name, safe_url(
                         self.broker.url), exc, delay, exc_info=not isinstance(exc, expected))
                 self.stopping.wait(delay)
@@ -332,6 +334,7 @@ class Consumer(_Session):
         """Run the handler and send any reply; True means requeue the message."""
         reply = self._dispatch(message)
         if reply is None:
+            metrics.REDELIVERIES.inc()
             self.stopping.wait(self.broker._requeue_delay)  # do not spin on an outage
             return True
         reply_to = message.properties.get("reply_to")
@@ -509,6 +512,7 @@ class Broker:
                 if time.monotonic() + delay >= deadline:
                     raise OperationalError(f"cannot publish to {routing_key} on "
                                            f"{safe_url(self.url)}: {exc}") from exc
+                metrics.BROKER_RECONNECTS.labels("publisher").inc()
                 log.warning("publish to %s failed (%s); retrying in %.1f s", routing_key, exc, delay)
                 time.sleep(delay)
             else:

@@ -9,7 +9,9 @@ Contracts:
   reverse order: what serves callers (an HTTP server) comes last, so it stops
   first, and what others lean on (a broker, a controller) stops last.  A part
   that fails to start stops the parts already started before the error goes on.
-- ``Process.run`` is the main thread's: SIGTERM and SIGINT end it cleanly.
+- ``Process.run`` is the main thread's: SIGTERM and SIGINT end it cleanly;
+  SIGHUP reopens moved log files (``lbaas.logs``) and runs the process's
+  ``on_hangup`` callables (re-reading files such as tokens and policy), never ends it.
 - A ``Timer`` runs one periodic job in a thread of its own.  A job must not
   raise; the timer catches and logs anyway, once per state change
   (``JobLog``), so an outage costs two log lines, not one traceback per pass.
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 
 import uvicorn
 
+from lbaas import logs
 from lbaas.config import ConfigError
 
 LOG = logging.getLogger(__name__)
@@ -63,9 +66,10 @@ class Hook:
 class Process:
     """Parts started in order and stopped in reverse."""
 
-    def __init__(self, name: str, parts: Sequence[Part]) -> None:
+    def __init__(self, name: str, parts: Sequence[Part], on_hangup: Sequence[Callable[[], None]] = ()) -> None:
         self.name = name
         self.parts = list(parts)
+        self.on_hangup = list(on_hangup)
         self._started: list[Part] = []
 
     def start(self) -> None:
@@ -87,9 +91,11 @@ class Process:
                 LOG.exception("%s: stopping %s failed", self.name, type(part).__name__)
 
     def run(self, until: threading.Event | None = None) -> None:
-        """Start, serve until SIGTERM/SIGINT or ``until`` is set, then stop (blocks)."""
+        """Start, serve until SIGTERM/SIGINT or ``until`` is set, then stop (blocks).
+        SIGHUP meanwhile runs ``hangup``."""
         until = until or threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: until.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda *_: self.hangup())
         try:
             self.start()
             # Everything loaded at start-up lives as long as the process: keep it
@@ -100,6 +106,18 @@ class Process:
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+    def hangup(self) -> None:
+        """Reopen log files, then run each ``on_hangup`` callable; a failing one is logged
+        and the others still run (a HUP must never end a serving process)."""
+        logs.reopen()
+        LOG.info("%s: SIGHUP: log files reopened, re-reading configured files", self.name)
+        for callback in self.on_hangup:
+            try:
+                callback()
+            except Exception:
+                LOG.exception("%s: SIGHUP: %s failed", self.name, getattr(callback, "__qualname__", callback))
 
 
 class JobLog:
@@ -208,6 +226,9 @@ class HttpServer:
         self.host = host
         self.port = port
         self.timeout = timeout
+        # uvicorn's own logging config would give its loggers handlers and formats of their
+        # own: without it their records reach the root logger's (``lbaas.logs``) instead.
+        options.setdefault("log_config", None)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
         self._thread: threading.Thread | None = None
 

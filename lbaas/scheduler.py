@@ -7,7 +7,8 @@ For an operation on load balancer X of project P in environment E:
    active agent of the same environment and group, preferring one with
    affinity for P, then the least loaded.  None: nobody (X stays pending).
 3. X is new: among active agents of E with capacity left and a device not
-   reported down, one with affinity for P (least loaded first), else one
+   reported down (and of the group its availability zone or flavor names,
+   if it names one), one with affinity for P (least loaded first), else one
    chosen by policy (``least_loaded`` or ``random``).  Affinity is a
    preference, not a funnel: an agent that holds more than
    ``max_project_share`` of P's load balancers in E is passed over for the
@@ -74,16 +75,16 @@ class Scheduler:
             query = query.where(m.Agent.group == group)
         return query
 
-    def placeable(self, session: Session, environment: str) -> Select:
+    def placeable(self, session: Session, environment: str, group: int | None = None) -> Select:
         """Active agents that may take a new load balancer: their device is not reported down."""
-        return self.active(session, environment).where(m.Agent.device_up.is_(True))
+        return self.active(session, environment, group).where(m.Agent.device_up.is_(True))
 
     # --- decisions ------------------------------------------------------------
 
     def place(self, session: Session, lb: m.LoadBalancer) -> m.Agent | None:
         """Bind a new load balancer to an agent (rule 3); None if no agent is active."""
         self._lock_project(session, lb.provider, lb.project_id)
-        agent = self._choose(session, lb.provider, lb.project_id)
+        agent = self._choose(session, lb.provider, lb.project_id, requested_group(session, lb))
         if agent is None:
             return None
         session.add(m.Binding(loadbalancer_id=lb.id, agent_id=agent.id, project_id=lb.project_id,
@@ -100,7 +101,7 @@ class Scheduler:
         bound = session.get(m.Agent, binding.agent_id)
         if bound is not None and self.is_active(session, bound):
             return bound
-        group = bound.group if bound is not None else None
+        group = bound.group if bound is not None else requested_group(session, lb)
         peer = (self._with_affinity(session, binding.environment, lb.project_id, group)
                 or session.scalars(self.active(session, binding.environment, group)
                                    .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first())
@@ -140,15 +141,17 @@ class Scheduler:
         return session.scalars(self.active(session, environment, group).where(m.Agent.id.in_(serving))
                                .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first()
 
-    def _choose(self, session: Session, environment: str, project_id: str) -> m.Agent | None:
-        """Rule 3: an agent with affinity for the project within its share, least loaded
-        first; else the least loaded agent within the share; else by policy."""
+    def _choose(self, session: Session, environment: str, project_id: str,
+                group: int | None) -> m.Agent | None:
+        """Rule 3 (within ``group`` if one is asked for): an agent with affinity for the
+        project within its share, least loaded first; else the least loaded agent within
+        the share; else by policy."""
         serving = select(m.Binding.agent_id).where(m.Binding.environment == environment,
                                                    m.Binding.project_id == project_id)
-        affine = list(session.scalars(self.placeable(session, environment).where(m.Agent.id.in_(serving))
+        affine = list(session.scalars(self.placeable(session, environment, group).where(m.Agent.id.in_(serving))
                                       .order_by(m.Agent.loadbalancer_count, m.Agent.id)))
         if not affine:
-            return self._by_policy(session, environment)
+            return self._by_policy(session, environment, group)
         if self.max_project_share >= 1.0:
             return affine[0]
         held = self._project_counts(session, environment, project_id)
@@ -157,7 +160,7 @@ class Scheduler:
         if within:
             return within[0]
         # Every agent serving the project holds more than its share: one that serves it not.
-        other = session.scalars(self.placeable(session, environment)
+        other = session.scalars(self.placeable(session, environment, group)
                                 .where(m.Agent.id.not_in([agent.id for agent in affine]))
                                 .order_by(m.Agent.loadbalancer_count, m.Agent.id).limit(1)).first()
         return other or affine[0]
@@ -171,8 +174,8 @@ class Scheduler:
                                .group_by(m.Binding.agent_id))
         return {agent_id: count for agent_id, count in rows}
 
-    def _by_policy(self, session: Session, environment: str) -> m.Agent | None:
-        candidates = self.placeable(session, environment)
+    def _by_policy(self, session: Session, environment: str, group: int | None) -> m.Agent | None:
+        candidates = self.placeable(session, environment, group)
         if self.policy == "random":
             agents = list(session.scalars(candidates))
             return random.choice(agents) if agents else None
@@ -197,3 +200,19 @@ class Scheduler:
         else:  # SQLite: the transaction already holds the database's write lock
             stmt = sqlite_insert(m.ProjectLock).values(**values).on_conflict_do_nothing()
         session.execute(stmt)
+
+
+def requested_group(session: Session, lb: m.LoadBalancer) -> int | None:
+    """The agent group the load balancer's availability zone (else its flavor) names
+    through its profile's data; None: any group.  Two primary-key reads each."""
+    if lb.availability_zone:
+        zone = session.get(m.AvailabilityZone, lb.availability_zone)
+        zone_profile = session.get(m.AvailabilityZoneProfile, zone.availability_zone_profile_id) if zone else None
+        if zone_profile is not None and "group" in zone_profile.availability_zone_data:
+            return int(zone_profile.availability_zone_data["group"])
+    if lb.flavor_id:
+        flavor = session.get(m.Flavor, lb.flavor_id)
+        flavor_profile = session.get(m.FlavorProfile, flavor.flavor_profile_id) if flavor else None
+        if flavor_profile is not None and "group" in flavor_profile.flavor_data:
+            return int(flavor_profile.flavor_data["group"])
+    return None

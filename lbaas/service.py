@@ -38,12 +38,14 @@ from lbaas.api.policy import Policy
 from lbaas.api.deps import State
 from lbaas import constants as c
 from lbaas import keys
+from lbaas import logs
 from lbaas.config import Config, ConfigError
 from lbaas.controller.provider import NoopProvider, Provider
 from lbaas.controller.service import Controller
 from lbaas.db.session import Database, SchemaError  # Database: used by all-in-one too
 from lbaas.services import Services
 from lbaas.services.vips import Subnets
+from lbaas.metrics import Listener
 from lbaas.runtime import HttpServer, Hook, Process
 
 if TYPE_CHECKING:
@@ -57,25 +59,13 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 
-def setup_logging(config: Config) -> None:
-    level = logging.DEBUG if config.default.debug else logging.INFO
-    handler: logging.Handler = _file_handler(config.default.log_file) if config.default.log_file \
-        else logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # One line per HTTP request between our own processes is noise; so is alembic's
-    # "Context impl" at every start (and a refusal must stay one line on stderr).
-    for chatty in ("httpx", "httpcore", "alembic"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-
-
-def _file_handler(path: str) -> logging.Handler:
+def setup_logging(config: Config, log_format: str = "text") -> None:
+    """The common format (``lbaas.logs``) to stderr or ``[DEFAULT] log_file``."""
     try:
-        return logging.FileHandler(path)
+        logs.setup(config.default.debug, config.default.log_file, log_format)
     except OSError as exc:
-        raise ConfigError(f"[DEFAULT] log_file {path} cannot be opened: {exc.strerror or exc}") from None
+        raise ConfigError(f"[DEFAULT] log_file {config.default.log_file} cannot be opened: "
+                          f"{exc.strerror or exc}") from None
 
 
 def open_database(config: Config) -> Database:
@@ -114,6 +104,13 @@ def api_server(state: State, scheduler: "Scheduler | None" = None) -> HttpServer
                       log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
+def reread_files(state: State) -> None:
+    """SIGHUP: read the token file (auth_strategy = token) and the policy file again now."""
+    if isinstance(state.auth, TokenStore):
+        state.auth.reload()
+    state.auth.policy.reload()
+
+
 def make_broker(config: Config, transient: tuple[type[BaseException], ...] = ()) -> "Broker":
     from lbaas.messaging import Broker
     return Broker(config.default.transport_url, transient=transient)
@@ -129,11 +126,12 @@ def run_server(config: Config) -> int:
     check_broker(config.default.transport_url)
     key_manager = make_key_manager(config, db)
     controller = Controller(config, db, key_manager=key_manager)
-    api = api_server(api_state(config, db, controller.providers, key_manager), controller.scheduler)
+    state = api_state(config, db, controller.providers, key_manager)
+    api = api_server(state, controller.scheduler)
     announce = Hook(start=lambda: LOG.info(
         "lbaas server on http://%s:%s serving environments %s", config.api.bind_host,
         config.api.bind_port, ", ".join(controller.environments) or "(noop only)"))
-    Process("server", [controller, announce, api]).run()
+    Process("server", [controller, announce, api], on_hangup=[lambda: reread_files(state)]).run()
     return 0
 
 
@@ -175,7 +173,8 @@ def run_agent(config: Config) -> int:
         raise ConfigError(str(exc)) from None
     try:
         # Until a signal, or until a server gives this agent's host to another.
-        Process("agent", [Hook(stop=agent.broker.close), agent]).run(until=agent.stopping)
+        Process("agent", [Hook(stop=agent.broker.close), *_metrics_listener(config), agent]).run(
+            until=agent.stopping)
     except AgentRefused as exc:
         print(f"lbaas: {exc}", file=sys.stderr)
         return 2
@@ -183,6 +182,12 @@ def run_agent(config: Config) -> int:
         print(f"lbaas: {agent.refusal}", file=sys.stderr)
         return 2
     return 0
+
+
+def _metrics_listener(config: Config) -> list[Listener]:
+    """The agent's metrics listener, when ``[agent] metrics_port`` asks for one."""
+    port = config.agent.metrics_port
+    return [Listener(config.agent.metrics_host, port)] if port else []
 
 
 def run_device(config: Config) -> int:
@@ -195,7 +200,12 @@ def run_device(config: Config) -> int:
                           "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
     device = DeviceConfig(**{name: config.device[name] for name in DeviceConfig.__dataclass_fields__})
     check_appliance(device)
-    Process("device", [server(device)]).run()
+    # uvicorn logs every request (an agent polls each load balancer) at INFO: only with debug.
+    part = server(device, log_level="debug" if config.default.debug else "warning")
+    scheme = "https" if device.tls_cert else "http"
+    announce = Hook(start=lambda: LOG.info("lbaas device on %s://%s:%s, state in %s", scheme, device.bind_host,
+                                           device.bind_port, device.state_dir))
+    Process("device", [part, announce]).run()
     return 0
 
 

@@ -376,6 +376,7 @@ class UpdateStatus(Message):
     error: str | None = None
     operating: OperatingReport | None = None
     error_kind: str | None = None      # constants.ERROR_KIND_*, with ``error``
+    request_id: str | None = None      # the Converge's: the API request that made the change
 
 
 @dataclass(frozen=True)
@@ -396,7 +397,7 @@ class Converge(Message):
     method: ClassVar[str] = "converge"
     loadbalancer_id: str
     revision: int | None = None
-
+    request_id: str | None = None      # x-openstack-request-id of the API request that made the change
 
 # The controller queue's methods; an agent's queue takes only ``Converge``.
 CONTROLLER_MESSAGES: tuple[type[Message], ...] = (ReportState, AgentStopped, GetLoadBalancer,

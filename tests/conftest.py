@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ import pytest
 from lbaas import config as cfg
 from lbaas import wire
 from lbaas.controller.desired import desired_state
+from lbaas.controller.provider import Provider
 from lbaas.keys import KeyManager
 from lbaas.api.tokens import create as create_token
 from lbaas.db.session import Database
@@ -101,7 +102,9 @@ class Api:
         return self.wait_lb(lb["id"], token=token) if wait else lb
 
 
-def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None) -> tuple[Api, Any]:
+def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None,
+              providers: Callable[[Database], dict[str, Provider]] | None = None) -> tuple[Api, Any]:
+    """A server on ``db_url``; ``providers`` (given the server's database) replaces the noop one."""
     token_file = os.path.join(tmp_dir, "tokens.json")
     tokens = {"admin": create_token(token_file, "admin-project", "admin"),
               "alice": create_token(token_file, "project-a", "member"),
@@ -117,7 +120,8 @@ def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None
     for section, values in (extra or {}).items():
         overrides.setdefault(section, {}).update(values)
     config = cfg.load(overrides=overrides)
-    state = api_state(config, Database(db_url))
+    db = Database(db_url)
+    state = api_state(config, db, providers(db) if providers else None)
     server = api_server(state)
     server.start()
     api = Api(f"http://127.0.0.1:{port}", tokens, state.services.db, backend, state.services.keys)

@@ -25,13 +25,13 @@ DOWN = 1.5
 
 
 class Plane:
-    def __init__(self, tmp: str, environment: str) -> None:
+    def __init__(self, tmp: str, environment: str, database: str | None = None) -> None:
         port = free_port()
         token_file = f"{tmp}/tokens.json"
         self.token = create_token(token_file, "admin", "admin")
         self.config = cfg.load(overrides={
             "DEFAULT": {"transport_url": "memory://"},
-            "database": {"connection": f"sqlite:///{tmp}/db.sqlite"},
+            "database": {"connection": database or f"sqlite:///{tmp}/db.sqlite"},
             "api": {"bind_port": port, "token_file": token_file},
             "controller": {"environments": environment, "agent_down_time": DOWN, "pending_timeout": 1,
                            "pending_max_age": 4, "sweep_interval": 0.3, "rpc_timeout": 2},

@@ -64,6 +64,12 @@ def test_db_upgrade_then_token_create(tmp_path: Any) -> None:
     assert again.returncode == 1 and "no token with id" in again.stderr
 
 
+def test_version_prints_the_package_version() -> None:
+    from lbaas import __version__
+    result = lbaas("--version")
+    assert (result.returncode, result.stdout) == (0, f"lbaas {__version__}\n"), result.stderr
+
+
 def test_policy_sample_lists_every_rule_with_its_default() -> None:
     result = lbaas("policy-sample")
     assert result.returncode == 0, result.stderr

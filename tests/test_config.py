@@ -270,7 +270,9 @@ def test_an_agent_with_bad_driver_options_is_refused(case: str, tmp_path: Path) 
 
 # --- what still loads -----------------------------------------------------------------
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "etc").iterdir()))
+# The configuration files (etc/ also holds systemd units, logrotate and policy samples).
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "etc").iterdir()
+                                        if p.name.endswith((".ini", ".conf", ".conf.sample"))))
 def test_the_shipped_files_load(name: str) -> None:
     config = cfg.load([str(ROOT / "etc" / name)])
     assert config.files == (str(ROOT / "etc" / name),)
@@ -279,6 +281,15 @@ def test_the_shipped_files_load(name: str) -> None:
 def test_the_shipped_sample_is_what_config_sample_prints() -> None:
     # Regenerate with: lbaas config-sample > etc/lbaas.conf.sample
     assert (ROOT / "etc" / "lbaas.conf.sample").read_text(encoding="utf-8") == cfg.sample() + "\n"
+
+
+def test_the_committed_reference_is_what_config_reference_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    # Regenerate with: lbaas config-reference > docs/configuration.md
+    from lbaas.cli import main
+    assert main(["config-reference"]) == 0
+    printed = capsys.readouterr().out
+    assert (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") == printed
+    assert all(f"`{option.name}`" in printed for options in cfg.OPTIONS.values() for option in options)
 
 
 def test_device_options_are_declared_for_appliance_and_driver(tmp_path: Path,

@@ -50,7 +50,7 @@ class DeviceHealth:
         """The heartbeat's view: ``device_state``, ``device_error``, ``device_state_since``."""
         with self._lock:
             return {"device_state": self.state, "device_error": self.error,
-                    "device_state_since": self.since.isoformat(sep=" ", timespec="seconds")}
+                    "device_state_since": self.since.strftime("%Y-%m-%dT%H:%M:%SZ")}  # UTC, as the agents API
 
 
 def _utcnow() -> dt.datetime:

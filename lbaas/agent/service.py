@@ -31,13 +31,15 @@ import collections
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 from lbaas import constants as c
-from lbaas import wire
+from lbaas import metrics, wire
 from lbaas.agent.health import DeviceHealth
+from lbaas.api import request_id as request_ids
 from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
 from lbaas.messaging import Broker, CallTimeout, RemoteError
 from lbaas.runtime import JobLog, Timer
@@ -258,16 +260,20 @@ class Agent:
         with self._locks_guard:
             return self._locks[lb_id]
 
-    def converge(self, loadbalancer_id: str, revision: int | None = None) -> None:
-        """Make the device match the server's desired state of one load balancer."""
+    def converge(self, loadbalancer_id: str, revision: int | None = None, request_id: str | None = None) -> None:
+        """Make the device match the server's desired state of one load balancer.  Log lines
+        and the status cast name ``request_id``, the API request that made the change."""
         # Fetch under the lock: two converges of one load balancer must not
         # apply an older desired state after a newer one.
-        with self._lock(loadbalancer_id):
+        with request_ids.bound(request_id), self._lock(loadbalancer_id):
             desired = self._call(wire.GetLoadBalancer(loadbalancer_id=loadbalancer_id))
+            LOG.info("load balancer %s revision %s: %s on agent %s", desired["id"], desired["revision"],
+                     "deleting" if desired["deleted"] else "converging", self.settings.host)
             self._apply(desired)
 
     def _apply(self, desired: wire.DesiredState) -> None:
         lb_id, revision = desired["id"], desired["revision"]
+        started = time.perf_counter()
         try:
             self._device_ready()
             if desired["deleted"]:
@@ -277,12 +283,20 @@ class Agent:
                 self.driver.converge(desired)
                 self._owned.add(lb_id)
         except DeviceError as exc:
+            self._observe(started, "error")
             self._failed(lb_id, revision, exc)
             return
+        self._observe(started, "deleted" if desired["deleted"] else "converged")
         self._device_up()
         if revision is not None:
             operating = None if desired["deleted"] else self._operating(lb_id)
-            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, operating=operating))
+            LOG.info("load balancer %s revision %s: %s", lb_id, revision,
+                     "deleted" if desired["deleted"] else "converged")
+            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, operating=operating,
+                                         request_id=request_ids.current()))
+
+    def _observe(self, started: float, outcome: str) -> None:
+        metrics.CONVERGE_SECONDS.labels(self.driver.name, outcome).observe(time.perf_counter() - started)
 
     def _failed(self, lb_id: str, revision: int | None, exc: DeviceError) -> None:
         """Record and report a failed converge or delete, with its kind."""
@@ -293,9 +307,11 @@ class Agent:
         else:
             self._device_down(str(exc))
             reason, kind = f"device unavailable (converged again once it answers): {exc}", c.ERROR_KIND_DEVICE
+        metrics.DEVICE_ERRORS.labels(self.driver.name, kind).inc()
         LOG.error("load balancer %s revision %s failed: %s", lb_id, revision, reason)
         if revision is not None:
-            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, error=reason, error_kind=kind))
+            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, error=reason, error_kind=kind,
+                                         request_id=request_ids.current()))
 
     def _operating(self, lb_id: str) -> wire.OperatingReport | None:
         """The device's operating statuses; None when it cannot say (the change itself worked)."""

@@ -1,8 +1,10 @@
 """The ASGI application: every route under both /v2 and /v2.0, and with
 ``[certificates] backend = local`` the key store's Barbican subset under
-/key-manager (``routes.secrets``, an application of its own).
+/key-manager (``routes.secrets``, an application of its own); ``/healthcheck``
+(``health``) and ``/dashboard`` (``routes.dashboard``) at the root.
 
-From the outside in: ``limits.RequestGuard`` (body size, request target),
+From the outside in: ``access.RequestLog`` (request id, access log),
+``limits.RequestGuard`` (body size, request target),
 ``retry.RetryDeadlocks`` (replays writes that lost a deadlock), then the
 routes, whose caller is authenticated and write-limited in ``deps.context``.
 """
@@ -16,16 +18,17 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
-from lbaas import __version__
-from lbaas.api import errors, limits, openapi, retry
+from lbaas import __version__, metrics
+from lbaas.api import access, errors, health, limits, openapi, retry
 from lbaas.api.deps import State
-from lbaas.api.routes import (agents, healthmonitors, l7policies, l7rules, listeners, loadbalancers, members,
-                              misc, pools, quotas, secrets)
+from lbaas.api.routes import (agents, dashboard, healthmonitors, l7policies, l7rules, listeners, loadbalancers,
+                              members, misc, pools, quotas, secrets)
+from lbaas.api.routes import catalogue
 from lbaas.scheduler import Scheduler
 
-ROUTERS = (loadbalancers.router, listeners.router, pools.router, members.router,
+ROUTERS = (loadbalancers.router, catalogue.router, listeners.router, pools.router, members.router,
            healthmonitors.router, l7policies.router, l7rules.router, quotas.router, misc.router,
-           agents.router)
+           agents.router, dashboard.router)
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -76,11 +79,17 @@ def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app.add_middleware(retry.RetryDeadlocks)
     # Added last, so outermost: no body is read or buffered before the guard.
     app.add_middleware(limits.RequestGuard, max_body=api.max_request_body_size)
+    # Outside the guard, so that its refusals carry a request id and are logged too.
+    app.add_middleware(access.RequestLog)
     app.include_router(misc.root)
+    app.include_router(health.router)
+    app.include_router(dashboard.page)
     for prefix in ("/v2", "/v2.0"):
         for router in ROUTERS:
             app.include_router(router, prefix=prefix, include_in_schema=prefix == "/v2")
     if state.services.config.certificates.backend == "local":
         secrets.mount(app)  # the local key store's Barbican subset, under /key-manager
+    if api.metrics_enabled:  # outermost: it counts every answer, the guard's refusals too
+        metrics.install(app, state.services.db, app.state.scheduler)
     openapi.install(app)
     return app

@@ -79,6 +79,11 @@ class TokenStore:
             raise Unauthorized("The token has expired.")
         return found[1]
 
+    def reload(self) -> None:
+        """Read the token file again now (SIGHUP), even when its mtime did not change."""
+        self._mtime = None
+        self._reload()
+
     def _reload(self, strict: bool = False) -> None:
         try:
             mtime: int | None = os.stat(self.path).st_mtime_ns

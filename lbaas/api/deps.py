@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
-from lbaas.api import limits, schemas
+from lbaas.api import access, limits, schemas
 from lbaas.api.auth import TOKEN_HEADER, Context, NoAuth, TokenStore
 from lbaas.api.keystone import KeystoneAuth
 from lbaas.errors import BadRequest
@@ -44,6 +44,7 @@ def context(request: Request) -> Context:
         ctx = auth.authenticate(request.headers)
     else:
         ctx = auth.authenticate(request.headers.get(TOKEN_HEADER))
+    request.scope[access.PROJECT_KEY] = ctx.project_id  # for the access log
     _limit_writes(request, ctx)
     return ctx
 

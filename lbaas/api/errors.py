@@ -2,7 +2,9 @@
 
 Every error a client can cause is an ``APIError`` with a 4xx status and a
 message that names the problem; anything else is a bug and answers 500
-without leaking internals.
+without leaking internals.  ``debuginfo`` holds the request's id
+(``req-<uuid4>``, also in the ``x-openstack-request-id`` header) so that a
+client's report can be matched with the log.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from lbaas.api import request_id
 from lbaas.errors import APIError
 
 LOG = logging.getLogger(__name__)
@@ -21,7 +24,7 @@ def fault(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={
         "faultcode": "Client" if status < 500 else "Server",
         "faultstring": message,
-        "debuginfo": None,
+        "debuginfo": request_id.current(),
     })
 
 

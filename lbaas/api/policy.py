@@ -151,16 +151,46 @@ def _extra() -> list[oslo.DocumentedRuleDefault]:
         _api("provider-availability-zone:get_all", READ, "List the availability zone capabilities of a provider",
              "GET", "/v2/lbaas/providers/{provider}/availability_zone_capabilities"),
         _api("agent:get_all", ADMIN, "List agents", "GET", "/v2/agents"),
+        _api("agent:get_status", ADMIN, "Show the agents' status: liveness, load, pending and ERROR counts",
+             "GET", "/v2/agents/status"),
         _api("agent:get_one", ADMIN, "Show an agent, the load balancers it hosts, or a load balancer's agent",
              "GET", agent),
         _api("agent:put", ADMIN, "Enable or disable an agent", "PUT", agent),
         _api("agent:delete", ADMIN, "Remove an agent", "DELETE", agent),
         _api("agent:rebind", ADMIN, "Remove a dead agent and bind its load balancers to its peers",
              "DELETE", agent + "?rebind=true"),
+        _api("dashboard:get", ADMIN, "Show the operator dashboard's data: agents, bindings, pending and ERROR",
+             "GET", "/v2/dashboard"),
     ]
 
 
-API_RULES = [rule for kind in KINDS for rule in _crud(kind)] + _extra()
+# The operator's catalogue: kind in rule names -> (label, collection path, item path, who reads).
+CATALOGUE = {
+    "flavor": ("Flavor", "/v2/lbaas/flavors", "/v2/lbaas/flavors/{flavor_id}", READ),
+    "flavor-profile": ("Flavor Profile", "/v2/lbaas/flavorprofiles",
+                       "/v2/lbaas/flavorprofiles/{flavor_profile_id}", ADMIN),
+    "availability-zone": ("Availability Zone", "/v2/lbaas/availabilityzones",
+                          "/v2/lbaas/availabilityzones/{availability_zone_name}", READ),
+    "availability-zone-profile": ("Availability Zone Profile", "/v2/lbaas/availabilityzoneprofiles",
+                                  "/v2/lbaas/availabilityzoneprofiles/{availability_zone_profile_id}", ADMIN),
+}
+
+
+def _catalogue(kind: str) -> list[oslo.DocumentedRuleDefault]:
+    """Octavia's defaults: everyone reads flavors and zones, only admins their profiles; admins write."""
+    label, many, one, read = CATALOGUE[kind]
+    return [
+        _api(f"{kind}:get_all", read, f"List {label}s", "GET", many),
+        _api(f"{kind}:post", ADMIN, f"Create a {label}", "POST", many),
+        _api(f"{kind}:get_one", read, f"Show {label} details", "GET", one),
+        _api(f"{kind}:put", ADMIN, f"Update a {label}", "PUT", one),
+        _api(f"{kind}:delete", ADMIN, f"Remove a {label}", "DELETE", one),
+    ]
+
+
+API_RULES = ([rule for kind in KINDS for rule in _crud(kind)] + _extra()
+             + [rule for kind in CATALOGUE for rule in _catalogue(kind)]
+             + [_api("amphora:get_all", ADMIN, "List Amphorae (always none here)", "GET", "/v2/octavia/amphorae")])
 RULES: list[oslo.RuleDefault] = [*BASE_RULES, *API_RULES]
 
 
@@ -229,11 +259,16 @@ class Policy:
                 self._decisions[key] = decision
             return decision
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        """Read the policy file again now (SIGHUP), even when its mtime did not change."""
+        with self._lock:
+            self._reload(force=True)
+
+    def _reload(self, force: bool = False) -> None:
         """A stat; the file is read again when its mtime changed.  A broken edit of a running
         server's file keeps the rules in force (oslo.policy reads one version only once)."""
         try:
-            self._enforcer.load_rules()
+            self._enforcer.load_rules(force_reload=force)
         except Exception as exc:
             LOG.warning("policy file %s cannot be used; keeping the rules in force: %s", self.path,
                         " ".join(str(exc).split()))

@@ -473,3 +473,62 @@ def describe(exc: ValidationError, key: str) -> str:
     if error["loc"] and kind != "value_error":
         return f"Invalid input for field/attribute {where}. Value: {error.get('input')!r}. {message}"
     return f"Invalid input for {where}: {message}"
+
+
+# --- the operator's catalogue: flavors, availability zones and their profiles --------------
+
+RequiredName = Annotated[str, Field(min_length=1, max_length=255)]
+ProviderName = Annotated[Ident, Field(max_length=64)]
+# A profile's data: a JSON object in a string, as Octavia takes it; its keys are judged
+# against the provider's capabilities by the service.
+ProfileData = Annotated[str, Field(min_length=2, max_length=4096)]
+
+
+class FlavorProfileCreate(Body):
+    name: RequiredName
+    provider_name: ProviderName
+    flavor_data: ProfileData
+
+
+class FlavorProfileUpdate(Body):
+    name: RequiredName | None = None
+    provider_name: ProviderName | None = None
+    flavor_data: ProfileData | None = None
+
+
+class FlavorCreate(Body):
+    name: RequiredName
+    description: Name = None
+    flavor_profile_id: Ident
+    enabled: bool = True
+
+
+class FlavorUpdate(Body):
+    name: RequiredName | None = None
+    description: Name = None
+    enabled: bool | None = None
+
+
+class AvailabilityZoneProfileCreate(Body):
+    name: RequiredName
+    provider_name: ProviderName
+    availability_zone_data: ProfileData
+
+
+class AvailabilityZoneProfileUpdate(Body):
+    name: RequiredName | None = None
+    provider_name: ProviderName | None = None
+    availability_zone_data: ProfileData | None = None
+
+
+class AvailabilityZoneCreate(Body):
+    # The zone's name is its key (and a path segment): an identifier, never free text.
+    name: Ident
+    description: Name = None
+    availability_zone_profile_id: Ident
+    enabled: bool = True
+
+
+class AvailabilityZoneUpdate(Body):
+    description: Name = None
+    enabled: bool | None = None

@@ -101,6 +101,7 @@ _FRONTEND = (
     rf"http-request deny deny_status 403 if {_CONDITION}",
     rf"http-request redirect (?:location|prefix) {_REDIRECT} code 30[12378] if {_CONDITION}",
     rf"use_backend pool_{_ID} if {_CONDITION}",
+    r"http-request use-service prometheus-exporter if \{ path /metrics \}",
 )
 _BACKEND = (
     r"mode (?:http|tcp)",

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lbaas import constants as c
-from lbaas import wire
+from lbaas import metrics, wire
 from lbaas.appliance import process, render, tlsfiles
 from lbaas.appliance.errors import Conflict, DeviceFault, HAProxyFailure
 from lbaas.appliance.process import HAProxyInstance, Paths
@@ -142,11 +142,13 @@ class Manager:
             try:
                 applied = self._converge(self._instance(lb_id), previous, desired)
             except Exception:
+                metrics.APPLIANCE_APPLIES.labels("failed").inc()
                 with self._registry:
                     self._release(lb_id, previous)
                 raise
             with self._registry:
                 self._entries[lb_id] = _Entry(desired, self._instance(lb_id))
+        metrics.APPLIANCE_APPLIES.labels(applied).inc()
         LOG.info("load balancer %s revision %s: %s", lb_id, desired["revision"], applied)
         return wire.Applied(id=lb_id, revision=desired["revision"], applied=applied)
 
@@ -185,6 +187,7 @@ class Manager:
                 if entry is not None and not entry.instance.is_running():
                     LOG.warning("haproxy of %s is not running; starting it again", lb_id)
                     self._restart(entry.instance)
+                    metrics.APPLIANCE_RESTARTS.inc()
             except DeviceFault as exc:
                 LOG.error("cannot restart haproxy of %s: %s", lb_id, exc)
             finally:

@@ -212,7 +212,9 @@ def _frontend(desired: wire.LoadBalancer, listener: wire.Listener,
     tls = listener["tls"]
     return {
         "name": frontend_name(listener["id"]),
-        "mode": "http" if listener["protocol"] in HTTP_LISTENER_PROTOCOLS else "tcp",
+        "mode": "http" if listener["protocol"] in HTTP_LISTENER_PROTOCOLS + (c.PROTOCOL_PROMETHEUS,) else "tcp",
+        # HAProxy's own exporter answers /metrics; every other path finds no backend (503).
+        "prometheus": listener["protocol"] == c.PROTOCOL_PROMETHEUS,
         "allowed_cidrs": listener["allowed_cidrs"],
         "forwardfor": headers.get("X-Forwarded-For") == "true",
         "forwarded_port": headers.get("X-Forwarded-Port") == "true",

@@ -8,6 +8,9 @@ the data plane must keep forwarding while the management process is down.
 Errors are answered as ``{"faultcode": "Client"|"Server", "faultstring": ..., "debuginfo":
 null}`` with 400 (malformed request), 401 (no or wrong token), 404, 409 (endpoint used by
 another load balancer), 422 (HAProxy rejected the rendered configuration) or 500.
+
+``GET /metrics`` answers Prometheus' text format (``lbaas.metrics``), behind the token like
+every other route: a scraper sends it in X-Auth-Token.
 """
 
 import contextlib
@@ -29,7 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import lbaas
 from lbaas import config as cfg
 from lbaas import constants as c
-from lbaas import wire
+from lbaas import metrics, wire
 from lbaas.api.schemas import decode
 from lbaas.errors import BadRequest
 from lbaas.appliance.errors import DeviceFault, InvalidRequest
@@ -224,6 +227,12 @@ def _install_routes(app: FastAPI, manager: Manager) -> None:
     @app.get("/loadbalancers/{lb_id}/status", response_model=None)
     def loadbalancer_status(lb_id: str) -> wire.StatusDocument:
         return _found(manager.status(lb_id), lb_id)
+
+    registry = metrics.appliance_registry(lambda: len(manager.list()))
+
+    @app.get("/metrics", response_model=None)
+    def prometheus_metrics() -> Response:  # behind the token, like every other route
+        return metrics.exposition(registry)
 
 
 def _json(body: bytes) -> object:

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas import wire
+from lbaas import metrics, wire
+from lbaas.api import request_id
 from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db import models as m
 from lbaas.db.session import Database
@@ -38,7 +39,13 @@ CAPABILITY_FIELDS = {
 CAPABILITY_TTL = 10.0
 
 
+GROUP = {"group": "The agent group (environment_group_number) that places and serves the load balancer."}
+
+
 class AgentProvider(Provider):
+    flavor_capabilities = GROUP
+    availability_zone_capabilities = GROUP
+
     def __init__(self, environment: str, db: Database, broker: Broker, scheduler: Scheduler) -> None:
         self.name = environment
         self.description = f"Agents of environment {environment}"
@@ -97,9 +104,13 @@ class AgentProvider(Provider):
             if target is None:
                 target = self._route_now(lb_id)
             if target is not None:
-                message = wire.Converge(loadbalancer_id=lb_id, revision=revision)
+                # Sweeps and rebinds dispatch outside a request: no id then.
+                message = wire.Converge(loadbalancer_id=lb_id, revision=revision, request_id=request_id.current())
                 self.broker.cast(c.agent_queue(self.name, target), message.method, **message.args())
+                LOG.info("load balancer %s revision %s: converge sent to agent %s", lb_id, revision, target)
+                metrics.DISPATCHES.labels(self.name).inc()
         except Exception:  # the pending sweep dispatches again
+            metrics.DISPATCH_FAILURES.labels(self.name).inc()
             LOG.exception("could not dispatch load balancer %s revision %s", lb_id, revision)
 
     def _route_now(self, lb_id: str) -> str | None:

@@ -23,7 +23,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas import keys, wire
+from lbaas import keys, metrics, wire
+from lbaas.api import request_id as request_ids
 from lbaas.controller.desired import desired_state
 from lbaas.db import lifecycle
 from lbaas.db import models as m
@@ -154,11 +155,15 @@ class ControllerHandlers:
             return list(session.scalars(select(m.LoadBalancer.id).where(m.LoadBalancer.id.in_(loadbalancer_ids))))
 
     def update_status(self, loadbalancer_id: str, revision: int, error: str | None = None,
-                      operating: wire.OperatingReport | None = None, error_kind: str | None = None) -> str:
-        with self.db.transaction() as session:
-            outcome = lifecycle.complete(session, loadbalancer_id, revision, error=error, operating=operating,
-                                         error_kind=error_kind)
-        LOG.debug("status of %s at revision %s: %s", loadbalancer_id, revision, outcome)
+                      operating: wire.OperatingReport | None = None, error_kind: str | None = None,
+                      request_id: str | None = None) -> str:
+        # The line names the API request that made the change (``request_id``).
+        with request_ids.bound(request_id):
+            with self.db.transaction() as session:
+                outcome = lifecycle.complete(session, loadbalancer_id, revision, error=error, operating=operating,
+                                             error_kind=error_kind)
+            LOG.info("status of load balancer %s at revision %s: %s", loadbalancer_id, revision, outcome)
+        metrics.STATUS_UPDATES.labels(outcome).inc()
         return outcome
 
     def update_stats(self, loadbalancer_id: str, stats: wire.Counters,

@@ -36,6 +36,10 @@ class Unsupported(Exception):
 class Provider(abc.ABC):
     name: str
     description: str
+    # Keys of a flavor profile's flavor_data / a zone profile's availability_zone_data that
+    # this provider honours -> what each does; any other key is refused.
+    flavor_capabilities: Mapping[str, str] = {}
+    availability_zone_capabilities: Mapping[str, str] = {}
 
     def validate(self, kind: str, fields: Mapping[str, Any]) -> None:
         """Raise Unsupported if this provider cannot realise ``fields`` of a ``kind``."""

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
+from lbaas import metrics
 from lbaas.controller.provider import Provider
 from lbaas.db import lifecycle
 from lbaas.db import models as m
@@ -109,6 +110,8 @@ class Sweeper:
                 reason = lb.status_reason or "no agent completed the change"
                 lifecycle.complete(session, lb_id, revision,
                                    error=f"gave up after {int(self.pending_max_age.total_seconds())} s: {reason}")
+                metrics.PENDING_GIVEN_UP.inc()
                 return
         LOG.info("load balancer %s still pending at revision %s: dispatching again", lb_id, revision)
+        metrics.REDISPATCHES.inc()
         provider.dispatch(lb_id, revision)

@@ -52,3 +52,9 @@ class DatabaseClock:
             remote = dt.datetime.fromisoformat(remote)
         assert remote is not None
         return remote.replace(tzinfo=None)
+
+
+def naive_utc(moment: dt.datetime | str) -> dt.datetime:
+    """A stored time as naive UTC: stored times carry no zone, and SQLite may hand an
+    aggregate (``min(...)``) back as text."""
+    return dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment.replace(tzinfo=None)

@@ -339,3 +339,51 @@ class KeyContainer(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (Index("ix_key_container_project_created", "project_id", "created_at", "id"),)
+
+
+class FlavorProfile(Base):
+    """What a flavor means to one provider: ``flavor_data``, a JSON object of that provider's
+    flavor capabilities (validated by the API against them)."""
+
+    __tablename__ = "flavor_profile"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(NAME)
+    provider_name: Mapped[str] = mapped_column(String(64))
+    flavor_data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Flavor(Base):
+    """An operator-defined offer a load balancer may name (``flavor_id``)."""
+
+    __tablename__ = "flavor"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(NAME)
+    description: Mapped[str] = mapped_column(NAME, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    flavor_profile_id: Mapped[str] = mapped_column(ID, ForeignKey("flavor_profile.id"))
+
+    __table_args__ = (UniqueConstraint("name", name="uq_flavor_name"),
+                      Index("ix_flavor_profile", "flavor_profile_id"))
+
+
+class AvailabilityZoneProfile(Base):
+    """Where an availability zone is for one provider: ``availability_zone_data`` (for an
+    agent provider, the group of agents)."""
+
+    __tablename__ = "availability_zone_profile"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(NAME)
+    provider_name: Mapped[str] = mapped_column(String(64))
+    availability_zone_data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class AvailabilityZone(Base):
+    """A named zone a load balancer may ask for (``availability_zone``); its name is its key."""
+
+    __tablename__ = "availability_zone"
+    name: Mapped[str] = mapped_column(NAME, primary_key=True)
+    description: Mapped[str] = mapped_column(NAME, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    availability_zone_profile_id: Mapped[str] = mapped_column(ID, ForeignKey("availability_zone_profile.id"))
+
+    __table_args__ = (Index("ix_availability_zone_profile", "availability_zone_profile_id"),)

@@ -1,10 +1,15 @@
 """Agents as an operator sees them: listed with their liveness (judged by
 the scheduler, by the database's clock), disabled, deleted.
 
-Deleting an agent that still hosts load balancers is refused, unless it is
-dead and ``rebind`` is asked: the scheduler then moves its load balancers
-to the active agents of its environment and group, and each is converged
-there (dispatched after the commit, as every change).
+Deleting an alive agent (a heartbeat within ``agent_down_time``) is
+refused: it would register again at its next report. Deleting a dead agent
+that still hosts load balancers is refused too, unless ``rebind`` is asked:
+the scheduler then moves its load balancers to the active agents of its
+environment and group, and each is converged there (dispatched after the
+commit, as every change).
+
+``status`` sums agents and load balancers up with aggregate queries: its
+cost does not grow with the number of load balancers loaded into Python.
 """
 
 from __future__ import annotations
@@ -12,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from lbaas import constants as c
 from lbaas.api import resources
 from lbaas.api.auth import Context
 from lbaas.api.resources import LOADBALANCER
 from lbaas.db import models as m
+from lbaas.db.clock import naive_utc
 from lbaas.errors import Conflict, NotFound
 from lbaas.scheduler import Scheduler
 from lbaas.services import Services
@@ -74,12 +81,13 @@ def delete(services: Services, scheduler: Scheduler, agent_id: str, rebind: bool
         agent = _get(session, agent_id, lock=True)
         bound = session.scalar(select(func.count()).select_from(m.Binding).where(m.Binding.agent_id == agent_id))
         moved: list[tuple[str, int, str]] = []
+        if _seen(session, scheduler, agent)[1]:
+            raise Conflict(f"Agent {agent.host} is alive and hosts {bound} load balancer(s); stop it first "
+                           "(a live agent registers again at its next report), then delete it once it is dead.")
         if bound:
             if not rebind:
                 raise Conflict(f"Agent {agent.host} still hosts {bound} load balancer(s); delete them first, "
-                               "or, if the agent is dead, delete it with ?rebind=true to move them to its peers.")
-            if scheduler.is_active(session, agent):
-                raise Conflict(f"Agent {agent.host} is alive; only a dead agent's load balancers are rebound.")
+                               "or delete the agent with ?rebind=true to move them to its peers.")
             moved = scheduler.rebind(session, agent)
         session.delete(agent)
     for lb_id, revision, provider in moved:
@@ -101,3 +109,34 @@ def hosting(services: Services, scheduler: Scheduler, ctx: Context, lb_id: str) 
         resources.get(session, LOADBALANCER, lb_id, ctx)
         binding = session.get(m.Binding, lb_id)
         return None if binding is None else _seen(session, scheduler, _get(session, binding.agent_id))
+
+
+def status(services: Services, scheduler: Scheduler) -> dict[str, Any]:
+    """Per environment: agents, alive, dead, load balancers bound; per agent: its load;
+    load balancers pending, in ERROR, and the age in seconds of the oldest pending change."""
+    with services.reading() as session:
+        now = scheduler.clock.now(session)
+        alive = m.Agent.heartbeat_at >= scheduler.cutoff(session)
+        environments = session.execute(
+            select(m.Agent.environment, func.count(), func.sum(case((alive, 1), else_=0)),
+                   func.sum(m.Agent.loadbalancer_count))
+            .group_by(m.Agent.environment).order_by(m.Agent.environment)).all()
+        agents = session.execute(
+            select(m.Agent.id, m.Agent.host, m.Agent.environment, alive, m.Agent.admin_state_up,
+                   m.Agent.device_up, m.Agent.loadbalancer_count, m.Agent.capacity_score)
+            .order_by(m.Agent.environment, m.Agent.host)).all()
+        pending, oldest = session.execute(
+            select(func.count(), func.min(m.LoadBalancer.pending_since))
+            .where(m.LoadBalancer.provisioning_status.in_(sorted(c.PENDING_STATUSES)))).one()
+        errors = session.scalar(select(func.count()).select_from(m.LoadBalancer)
+                                .where(m.LoadBalancer.provisioning_status == c.ERROR))
+    return {
+        "environments": [{"environment": env, "agents": total, "alive": int(up or 0), "dead": total - int(up or 0),
+                          "loadbalancers": int(bound or 0)} for env, total, up, bound in environments],
+        "agents": [{"id": agent_id, "host": host, "environment": env, "alive": bool(up), "admin_state_up": admin,
+                    "device_up": device, "loadbalancer_count": count, "capacity_score": score}
+                   for agent_id, host, env, up, admin, device, count, score in agents],
+        "loadbalancers": {"pending": pending, "error": errors or 0,
+                          "oldest_pending_age": None if oldest is None else
+                          round(max((now - naive_utc(oldest)).total_seconds(), 0.0), 1)},
+    }

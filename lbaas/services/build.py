@@ -44,6 +44,8 @@ def loadbalancer(services: Services, provider: Provider, body: s.LoadBalancerCre
 
 def check_protocols(listener_protocol: str, pool_protocol: str) -> None:
     allowed = c.VALID_LISTENER_POOL_PROTOCOLS.get(listener_protocol, ())
+    if not allowed:
+        raise BadRequest(f"Protocol {listener_protocol} listeners cannot have child objects (pools, L7 policies).")
     if pool_protocol not in allowed:
         raise BadRequest(f"The pool protocol '{pool_protocol}' is invalid while the listener protocol "
                          f"is '{listener_protocol}'; allowed: {', '.join(allowed)}.")

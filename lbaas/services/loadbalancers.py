@@ -18,12 +18,13 @@ from lbaas.controller.provider import Provider
 from lbaas.db import graph, lifecycle
 from lbaas.db import models as m
 from lbaas.errors import BadRequest, Conflict
-from lbaas.services import Services, build, changes, positions, quotas
+from lbaas.services import Services, build, catalogue, changes, positions, quotas
 
 
 def create(services: Services, ctx: Context, body: s.LoadBalancerCreate) -> tuple[m.LoadBalancer, graph.Graph]:
-    """Create the load balancer and everything its body holds; its rows, in hand."""
-    provider = services.provider(body.provider)
+    """Create the load balancer and everything its body holds; its rows, in hand.  Its
+    flavor and availability zone, if named, choose (and must agree with) its provider."""
+    provider = services.provider(catalogue.provider_for(services, body))
     rows: list[Any] = []
 
     def begin(session: Session) -> m.LoadBalancer:

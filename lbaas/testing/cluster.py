@@ -123,19 +123,23 @@ cluster = 127.0.128.0/17
         self._wait(lambda: httpx.get(url + "/", timeout=1).status_code == 200, f"server {name}", proc)
         return url
 
-    def start_agent(self, host: str, name: str | None = None) -> subprocess.Popen:
+    def start_agent(self, host: str, name: str | None = None, metrics_port: int = 0,
+                    group: int = 1) -> subprocess.Popen:
         """An agent for ``host``; ``name`` (default: the host) keys it, so that a second
-        agent may try the same host."""
+        agent may try the same host; ``metrics_port``: its Prometheus listener (0: none);
+        ``group``: its environment_group_number."""
         name = name or host
         device = "\n".join(f"{k} = {v}" for k, v in self.device_options.items())
         path = self._write(f"agent-{name}.ini", self._common() + f"""
 [agent]
 host = {host}
 environment_prefix = {self.environment}
+environment_group_number = {group}
 report_interval = {self.report_interval}
 stats_interval = 2
 resync_interval = 30
 device_driver = {self.device_driver}
+metrics_port = {metrics_port}
 
 [device]
 {device}

@@ -28,7 +28,7 @@ def _fault(response, status: int, *words: str) -> None:
     assert response.status_code == status, dump(response)
     body = response.json()
     assert set(body) == {"faultcode", "faultstring", "debuginfo"}, body
-    assert body["faultcode"] == "Client" and body["debuginfo"] is None
+    assert body["faultcode"] == "Client" and body["debuginfo"] == response.headers["x-openstack-request-id"]
     for word in words:
         assert word in body["faultstring"], body["faultstring"]
 

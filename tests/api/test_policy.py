@@ -108,7 +108,8 @@ def test_quotas_follow_the_quota_rules(api: Api) -> None:
     assert api.delete("/lbaas/quotas/project-b", token="admin").status_code == 204
 
 
-@pytest.mark.parametrize("method, path", [("GET", "/agents"), ("GET", "/agents/x"), ("PUT", "/agents/x"),
+@pytest.mark.parametrize("method, path", [("GET", "/agents"), ("GET", "/agents/status"), ("GET", "/agents/x"),
+                                          ("PUT", "/agents/x"),
                                           ("DELETE", "/agents/x"), ("GET", "/agents/x/agent-loadbalancers")])
 def test_the_agents_api_is_for_admins(api: Api, method: str, path: str) -> None:
     for token in ("alice", "reader", "lb-global"):

@@ -467,7 +467,9 @@ GRAMMAR = {
          rf" -m (?:str|beg|end|sub|reg) -- {_WORD}"),
         rf"http-request deny deny_status 403 if {_CONDITION}",
         rf"http-request redirect (?:location|prefix) https?://{_WORD} code 30[12378] if {_CONDITION}",
-        rf"use_backend pool_{_ID} if {_CONDITION}"],
+        rf"use_backend pool_{_ID} if {_CONDITION}",
+        # PROMETHEUS listeners: HAProxy's exporter, on exactly this path.
+        r"http-request use-service prometheus-exporter if \{ path /metrics \}"],
     "backend": [
         r"mode (?:http|tcp)", r"balance (?:roundrobin|leastconn|source)", r"hash-type consistent",
         rf"timeout (?:connect|server) {_N}ms", rf"timeout check {_N}s", r"disabled",
@@ -619,7 +621,9 @@ def pools(draw: st.DrawFn, pool_id: str, listener_protocol: str | None,
 @st.composite
 def listeners(draw: st.DrawFn, listener_id: str, port: int, pool_id: str | None,
               cidr: st.SearchStrategy[str]) -> dict[str, Any]:
-    protocol = draw(st.sampled_from(c.DEVICE_LISTENER_PROTOCOLS))
+    # A listener with a default pool speaks a protocol that has pools (PROMETHEUS has none).
+    protocol = draw(st.sampled_from([p for p in c.DEVICE_LISTENER_PROTOCOLS
+                                     if pool_id is None or c.VALID_LISTENER_POOL_PROTOCOLS[p]]))
     flags = st.sampled_from(["true", "false"]) if protocol in _HTTP_LISTENERS else st.just("false")
     names_ = ["X-Forwarded-For", "X-Forwarded-Port", "X-Forwarded-Proto"]
     if protocol == "TERMINATED_HTTPS":

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from lbaas import logs
 from lbaas.api import deps, openapi, resources, views
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
@@ -59,6 +60,7 @@ def failover_loadbalancer(lb_id: str, request: Request, ctx: Context = Depends(d
     """Converge the load balancer again from the database (admin only by default)."""
     ctx.authorize("loadbalancer:put_failover")
     loadbalancers.failover(deps.services(request), ctx, lb_id)
+    logs.audit(ctx, "loadbalancer.failover", lb_id)
     return Response(status_code=202)
 
 

@@ -52,7 +52,8 @@ def capabilities(name: str, request: Request, ctx: Context = Depends(deps.contex
     if name not in deps.services(request).providers:
         raise NotFound("Provider", name)
     key = "flavor_capabilities" if flavor else "availability_zone_capabilities"
-    return {key: []}
+    honoured = getattr(deps.services(request).providers[name], key)
+    return {key: [{"name": capability, "description": honoured[capability]} for capability in sorted(honoured)]}
 
 
 @router.get("/subnets", openapi_extra=openapi.query(id={"type": "string"}, name={"type": "string"}))

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from lbaas import logs
 from lbaas.api import deps, openapi
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
@@ -51,6 +52,7 @@ def set_quota(project_id: str, request: Request, ctx: Context = Depends(deps.con
     given = {ALIASES.get(field, field): getattr(body, field) for field in body.model_fields_set}
     limits = quotas.set_limits(deps.services(request), project_id,
                                {kind: value for kind, value in given.items() if kind in quotas.KINDS})
+    logs.audit(ctx, "quota.set", project_id, **given)
     return {"quota": _document(project_id, limits)}
 
 
@@ -58,4 +60,5 @@ def set_quota(project_id: str, request: Request, ctx: Context = Depends(deps.con
 def reset_quota(project_id: str, request: Request, ctx: Context = Depends(deps.context)) -> Response:
     ctx.authorize("quota:delete", project_id)
     quotas.reset(deps.services(request), project_id)
+    logs.audit(ctx, "quota.reset", project_id)
     return Response(status_code=204)
