@@ -12,6 +12,8 @@ reply listener own a connection, and publishers borrow one from a pool.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import itertools
 import json
 import logging
@@ -354,7 +356,7 @@ class Consumer(_Session):
             log.warning("%s: no handler for method %r; dropping the message", self.name, method)
             return _error("UnknownMethod", f"no handler for {method!r}")
         try:
-            return {"result": handler(**args)}
+            return {"result": handler(**_accepted(handler, args))}
         except self.broker._requeue_on as exc:
             log.warning("%s: %s will be retried: %r", self.name, method, exc)
             return None
@@ -528,3 +530,25 @@ class Broker:
                                     content_type="application/json", content_encoding="utf-8",
                                     declare=declare, timeout=wait, confirm_timeout=wait,
                                     **properties)
+
+
+def _accepted(handler: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` without the keywords ``handler`` does not take: a newer peer may send optional
+    fields this version does not know (a tolerant reader makes rolling upgrades safe); a
+    missing required one still fails in the handler."""
+    names = _parameters(handler)
+    if names is None:
+        return args
+    unknown = set(args) - names
+    if unknown:
+        log.debug("ignoring arguments %s this version does not know", ", ".join(sorted(unknown)))
+    return {key: value for key, value in args.items() if key in names}
+
+
+@functools.lru_cache(maxsize=256)
+def _parameters(handler: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword names ``handler`` takes; None when it takes ``**kwargs``."""
+    parameters = inspect.signature(handler).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return frozenset(p.name for p in parameters)

@@ -36,7 +36,7 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
                                generate_latest, start_http_server)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
+from sqlalchemy import case, event, func, select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -78,6 +78,8 @@ STATUS_UPDATES = Counter("lbaas_status_updates", "Status updates from agents, by
 # --- messaging -----------------------------------------------------------------------
 BROKER_RECONNECTS = Counter("lbaas_broker_reconnects", "Lost broker connections (consumers and publishers) "
                             "that were retried.", ("role",), registry=REGISTRY)
+DATABASE_RECONNECTS = Counter("lbaas_database_reconnects", "Database connections dropped as broken (the pool "
+                              "opens new ones).", registry=REGISTRY)
 REDELIVERIES = Counter("lbaas_message_redeliveries", "Messages a handler asked to have redelivered later.",
                        registry=REGISTRY)
 
@@ -242,9 +244,21 @@ class RequestMetrics:
             API_LATENCY.labels(route, method).observe(time.perf_counter() - started)
 
 
+def watch_database(db: Database) -> None:
+    """Count the connections ``db``'s pools throw away as broken (a lost server, a failover)."""
+    for engine in {db.engine, db.read_engine}:
+        event.listen(engine, "invalidate", _invalidated)
+
+
+def _invalidated(_connection: Any, _record: Any, exception: BaseException | None) -> None:
+    if exception is not None:   # None: a deliberate invalidation, not a broken connection
+        DATABASE_RECONNECTS.inc()
+
+
 def install(app: FastAPI, db: Database, scheduler: Scheduler, path: str = "/metrics") -> None:
     """Count the app's requests and serve ``path`` (FastAPI ``app``)."""
     registry = server_registry(db, scheduler)
+    watch_database(db)
     app.add_middleware(RequestMetrics)
 
     def metrics(_request: Request) -> Response:

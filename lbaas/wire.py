@@ -271,7 +271,12 @@ class Inventory(TypedDict, total=False):
 
 
 class Configurations(Inventory, total=False):
-    """The ``configurations`` of a state report: the inventory and the device's health."""
+    """The ``configurations`` of a state report: the inventory and the device's health.
+
+    ``loadbalancers`` is what the agent's device(s) hold: the whole group's when agents share
+    devices, and a peer's work included.  It is not the agent's load, which is the number of
+    load balancers bound to it (the agent row's ``loadbalancer_count``, kept by the scheduler).
+    """
 
     device_state: str                   # constants.DEVICE_STATE_*
     device_error: str | None

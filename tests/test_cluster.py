@@ -115,6 +115,10 @@ def test_killed_agent_work_goes_to_peer_binding_unchanged_then_returns(cluster: 
         assert client.put(f"/v2/lbaas/loadbalancers/{lb['id']}", json={"loadbalancer": {"name": "home"}}).status_code == 200
         assert wait_lb(client, lb["id"], timeout=15)["name"] == "home"
         assert cluster.hosting_agent(lb["id"]) == bound
+        # Each agent's load is what is bound to it, the peer's takeover notwithstanding.
+        for agent in client.get("/v2.0/agents").json()["agents"]:
+            hosted = client.get(f"/v2.0/agents/{agent['id']}/agent-loadbalancers").json()["loadbalancers"]
+            assert agent["loadbalancer_count"] == len(hosted), agent["host"]
 
 
 def _load(cluster: Cluster, servers: list[str], count: int, project: str) -> list[str]:

@@ -125,6 +125,15 @@ def test_call_returns_result(make_broker, qname):
     assert client.call(qname, "echo", x={"a": [1, 2]}) == {"a": [1, 2]}
 
 
+def test_a_newer_peers_unknown_arguments_are_ignored_a_missing_one_is_not(make_broker, qname):
+    server, client = make_broker(), make_broker()
+    server.serve([qname], {"echo": _echo})
+    # A field added by a later version (e.g. an optional request_id) must not break this one.
+    assert client.call(qname, "echo", x=7, request_id="req-1") == 7
+    with pytest.raises(RemoteError, match="TypeError"):
+        client.call(qname, "echo", y=7)
+
+
 def test_call_without_consumer_times_out(make_broker, qname):
     broker = make_broker()
     started = time.monotonic()

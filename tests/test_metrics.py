@@ -12,9 +12,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from lbaas import config as cfg
-from lbaas import service
+from lbaas import metrics, service
 from lbaas.api.app import create_app
 from lbaas.db.session import Database
 from lbaas.metrics import Listener
@@ -198,3 +199,23 @@ def test_prometheus_listener_has_no_child_objects(plane: Plane) -> None:
     refused = post("listener", {"loadbalancer_id": lb_id, "protocol": "PROMETHEUS", "protocol_port": 9101,
                                 "insert_headers": {"X-Forwarded-For": "true"}})
     assert refused.status_code == 400, refused.text
+
+
+def test_database_connections_lost_are_counted(temp_database: Any) -> None:
+    db = Database(temp_database("postgresql").url)
+    try:
+        metrics.watch_database(db)
+        with db.reading() as session:
+            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        before = metrics.REGISTRY.get_sample_value("lbaas_database_reconnects_total")
+        killer = Database(db.url)
+        try:
+            with killer.transaction() as session:   # the server drops our pooled connection
+                session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            killer.dispose()
+        with db.reading() as session:   # the pool's ping finds it broken and opens another
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+        assert metrics.REGISTRY.get_sample_value("lbaas_database_reconnects_total") == (before or 0) + 1
+    finally:
+        db.dispose()
