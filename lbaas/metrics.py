@@ -247,7 +247,8 @@ class RequestMetrics:
 def watch_database(db: Database) -> None:
     """Count the connections ``db``'s pools throw away as broken (a lost server, a failover)."""
     for engine in {db.engine, db.read_engine}:
-        event.listen(engine, "invalidate", _invalidated)
+        if not event.contains(engine, "invalidate", _invalidated):
+            event.listen(engine, "invalidate", _invalidated)
 
 
 def _invalidated(_connection: Any, _record: Any, exception: BaseException | None) -> None:
@@ -258,7 +259,6 @@ def _invalidated(_connection: Any, _record: Any, exception: BaseException | None
 def install(app: FastAPI, db: Database, scheduler: Scheduler, path: str = "/metrics") -> None:
     """Count the app's requests and serve ``path`` (FastAPI ``app``)."""
     registry = server_registry(db, scheduler)
-    watch_database(db)
     app.add_middleware(RequestMetrics)
 
     def metrics(_request: Request) -> Response:

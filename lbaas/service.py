@@ -38,7 +38,7 @@ from lbaas.api.policy import Policy
 from lbaas.api.deps import State
 from lbaas import constants as c
 from lbaas import keys
-from lbaas import logs
+from lbaas import logs, metrics
 from lbaas.config import Config, ConfigError
 from lbaas.controller.provider import NoopProvider, Provider
 from lbaas.controller.service import Controller
@@ -100,6 +100,8 @@ def api_state(config: Config, db: Database, providers: dict[str, Provider] | Non
 def api_server(state: State, scheduler: "Scheduler | None" = None) -> HttpServer:
     """The part that serves the API."""
     api = state.services.config.api
+    if api.metrics_enabled:
+        metrics.watch_database(state.services.db)
     return HttpServer("API", create_app(state, scheduler), api.bind_host, api.bind_port,
                       log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 

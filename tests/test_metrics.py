@@ -205,6 +205,7 @@ def test_database_connections_lost_are_counted(temp_database: Any) -> None:
     db = Database(temp_database("postgresql").url)
     try:
         metrics.watch_database(db)
+        metrics.watch_database(db)   # twice: still counted once
         with db.reading() as session:
             pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
         before = metrics.REGISTRY.get_sample_value("lbaas_database_reconnects_total")
