@@ -125,6 +125,11 @@ TABLES: dict[type[BaseModel], Any] = {
     s.L7PolicyCreate: m.L7Policy, s.L7PolicyUpdate: m.L7Policy,
     s.L7RuleCreate: m.L7Rule, s.L7RuleUpdate: m.L7Rule,
     s.QuotaUpdate: m.Quota,
+    s.FlavorProfileCreate: m.FlavorProfile, s.FlavorProfileUpdate: m.FlavorProfile,
+    s.FlavorCreate: m.Flavor, s.FlavorUpdate: m.Flavor,
+    s.AvailabilityZoneProfileCreate: m.AvailabilityZoneProfile,
+    s.AvailabilityZoneProfileUpdate: m.AvailabilityZoneProfile,
+    s.AvailabilityZoneCreate: m.AvailabilityZone, s.AvailabilityZoneUpdate: m.AvailabilityZone,
 }
 # Body fields stored in a column of another name.
 COLUMN_OF = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id", "healthmonitor": "health_monitor",
@@ -132,7 +137,8 @@ COLUMN_OF = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id", "
 # String fields that are never stored as given: ids of objects looked up first (an unknown one
 # is a 4xx), values kept in JSON columns, values the API ignores.
 NOT_STORED = {"listener_id", "loadbalancer_id", "pool_id", "default_pool_id", "vip_qos_policy_id", "redirect_pool_id",
-              "insert_headers", "allowed_cidrs", "session_persistence"}
+              "insert_headers", "allowed_cidrs", "session_persistence", "flavor_profile_id",
+              "availability_zone_profile_id"}
 # Fields a validator bounds rather than max_length: a value one past the column must fail.
 TOO_LONG = {
     "vip_address": "::ffff:" + "1" * 60, "address": "1" * 65, "monitor_address": "1" * 65,
