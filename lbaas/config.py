@@ -140,6 +140,9 @@ def _transport_url(value: str) -> str:
         schemes = ", ".join(f"{s}://" for s in TRANSPORT_SCHEMES[:-1])
         raise ValueError(f"must be a {schemes} or {TRANSPORT_SCHEMES[-1]}:// URL "
                          f"(given: {scheme[:20]}://...)")
+    nodes = value.strip().partition("://")[2].partition("/")[0].split(",")
+    if scheme != "memory" and not all(node.rpartition("@")[2] for node in nodes):
+        raise ValueError("names an empty host: give user:pass@host:port for each node, comma-separated")
     return value.strip()
 
 
@@ -186,7 +189,7 @@ QUOTA = Integer(-1)
 
 OPTIONS: dict[str, tuple[Option, ...]] = {
     "DEFAULT": (
-        Option("transport_url", "memory://", "Message broker: rabbit://user:pass@host:5672/vhost, amqp://..., or memory:// (one process only).", _transport_url),
+        Option("transport_url", "memory://", "Message broker: rabbit://user:pass@host:5672/vhost, amqp://..., or memory:// (one process only). A RabbitMQ cluster: rabbit://user:pass@host1:5672,user:pass@host2:5672/vhost (connections fail over between the nodes).", _transport_url),
         Option("state_dir", "./lbaas-data", "Where the all-in-one keeps its SQLite file, token file, key store encryption key and device state."),
         Option("debug", False, "Log at DEBUG level.", parse_bool),
         Option("log_file", "", "Log to this file instead of standard error (its directory must exist).", _log_file),
@@ -223,8 +226,12 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("http_connect_timeout", 5, "Seconds to wait for Keystone.", POSITIVE),
         Option("http_request_max_retries", 3, "Retries of a failed request to Keystone before the API answers 503.", Integer(0)),
     ),
+    "messaging": (
+        Option("quorum_queues", False, "Declare the controller and agent queues as RabbitMQ quorum queues (replicated over a cluster; a classic queue of the same name must be deleted first).", parse_bool),
+        Option("delivery_limit", 10, "Quorum queues: deliveries after which a message is dead-lettered to lbaas.dead-letter, logged and counted (lbaas_dead_letters_total) instead of redelivered forever.", POSITIVE),
+    ),
     "database": (
-        Option("connection", "sqlite:///./lbaas-data/lbaas.sqlite", "SQLAlchemy URL: sqlite:///path, postgresql+psycopg://..., mysql+pymysql://..."),
+        Option("connection", "sqlite:///./lbaas-data/lbaas.sqlite", "SQLAlchemy URL: sqlite:///path, postgresql+psycopg://..., mysql+pymysql://... A PostgreSQL primary and standbys: postgresql+psycopg://user:pass@/dbname?host=h1:5432&host=h2:5432 (the read-write one is used)."),
         Option("pool_size", 10, "Connections kept open per process (not for SQLite).", POSITIVE),
         Option("max_overflow", 20, "Extra connections allowed under load (not for SQLite).", Integer(0)),
         Option("check_schema", True, "Refuse to start when the schema is not at the newest migration.", parse_bool),

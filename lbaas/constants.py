@@ -114,6 +114,9 @@ NOOP_PROVIDER: Final = "noop"
 # --- messaging ----------------------------------------------------------------
 EXCHANGE: Final = "lbaas"
 REPLY_EXCHANGE: Final = "lbaas.reply"
+# Quorum queues send a message delivered too often here (fanout), to be logged and dropped.
+DEAD_LETTER_EXCHANGE: Final = "lbaas.dead-letter"
+DEAD_LETTER_QUEUE: Final = "lbaas.dead-letter"
 
 
 def controller_queue(environment: str) -> str:

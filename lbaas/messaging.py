@@ -7,6 +7,17 @@ to its call by the ``correlation_id`` property and routed by ``reply_to``.
 
 Threads: kombu connections are not thread-safe, so every consumer and the
 reply listener own a connection, and publishers borrow one from a pool.
+
+A cluster: ``rabbit://u:p@h1:5672,u:p@h2:5673/vhost`` names several nodes;
+every new connection goes to the node that last worked, and a connection
+that fails moves every later one on to the next node.  With a
+``QueuePolicy(quorum=True)`` the durable queues are quorum queues
+(replicated): a message redelivered more than ``delivery_limit`` times is
+dead-lettered to ``DEAD_LETTER_QUEUE``, where ``Broker.serve_dead_letters``
+logs and counts it instead of letting it loop.  Reply queues stay exclusive
+and transient.  A handler that fails on a transient error (the database is
+away) is retried in place, holding its message, so an outage does not use
+up the delivery limit.
 """
 
 from __future__ import annotations
@@ -23,8 +34,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from queue import Empty, SimpleQueue
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
@@ -32,9 +44,13 @@ from kombu.exceptions import OperationalError
 from kombu.messaging import Consumer as KombuConsumer
 
 from lbaas import metrics
-from lbaas.constants import EXCHANGE, REPLY_EXCHANGE, REPLY_QUEUE_PREFIX
+from lbaas.constants import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, EXCHANGE, REPLY_EXCHANGE, REPLY_QUEUE_PREFIX
 
-__all__ = ["Broker", "CallTimeout", "Consumer", "Handler", "RemoteError", "Requeue", "safe_url"]
+if TYPE_CHECKING:
+    from lbaas.config import Config
+
+__all__ = ["Broker", "CallTimeout", "broker_for", "Consumer", "Handler", "QueuePolicy", "RemoteError", "Requeue",
+           "node_urls", "safe_url"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +61,7 @@ _MEMORY_POLL = 0.01     # s between polls of the in-memory transport (it cannot 
 _BACKOFF = (0.5, 10.0)  # first and largest reconnect/retry delay, s
 _STABLE = 10.0          # s a connection must have lived for the backoff to start over
 _SERVE_WAIT = 5.0       # s serve() waits for the first consume before returning anyway
+_HOLD = 60.0            # s a handler failing on transient errors keeps its message before requeueing it
 # The in-memory transport creates queues and exchanges with unlocked
 # check-then-set; two threads declaring the same one could lose messages.
 _MEMORY_DECLARE_LOCK = threading.Lock()
@@ -67,14 +84,55 @@ class Requeue(Exception):
     """Raised by a handler to have its message redelivered later."""
 
 
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How the durable (controller and agent) queues are declared."""
+    quorum: bool = False       # replicated quorum queues instead of classic ones
+    delivery_limit: int = 10   # quorum only: deliveries before a message is dead-lettered
+
+
 def safe_url(url: str) -> str:
-    """``url`` with any password replaced by ``****``; for logs. Must not raise."""
-    return re.sub(r"://([^:/@;,]*):[^@/]*@", r"://\1:****@", str(url))
+    """``url`` with every password replaced by ``****``; for logs. Must not raise."""
+    return re.sub(r"(://|,)([^:/@;,]*):[^@/]*@", r"\1\2:****@", str(url))
 
 
-def _amqp_url(url: str) -> str:
-    # oslo-style configs say rabbit://; kombu knows the same thing as amqp://.
-    return "amqp://" + url[len("rabbit://"):] if url.startswith("rabbit://") else url
+def node_urls(url: str) -> list[str]:
+    """One kombu URL per node of an OpenStack-style transport URL.
+
+    ``rabbit://u:p@h1:5672,u:p@h2:5673/vhost?x=y`` names two nodes of one
+    cluster sharing the vhost and query; a node without credentials takes
+    the first node's.  ``rabbit://`` is what kombu calls ``amqp://``.
+    """
+    scheme, _, rest = url.partition("://")
+    scheme = "amqp" if scheme == "rabbit" else scheme
+    if scheme == "memory":
+        return [url]
+    rest, query_sep, query = rest.partition("?")
+    nodes, path_sep, path = rest.partition("/")
+    hosts = nodes.split(",")
+    credentials = hosts[0].rpartition("@")[0]
+    tail = path_sep + path + query_sep + query
+    return [f"{scheme}://{host if '@' in host or not credentials else credentials + '@' + host}{tail}"
+            for host in hosts]
+
+
+class _Nodes:
+    """The nodes of a cluster and the one new connections go to."""
+
+    def __init__(self, url: str) -> None:
+        self.urls = node_urls(url)
+        self._current = 0
+
+    def current(self) -> str:
+        return self.urls[self._current]
+
+    def failed(self, url: str) -> None:
+        """``url`` did not answer: move on, unless another thread already did."""
+        index = self.urls.index(url) if url in self.urls else -1
+        if index == self._current and len(self.urls) > 1:  # a benign race: at worst one node is skipped
+            self._current = (index + 1) % len(self.urls)
+            log.warning("broker node %s is unreachable; moving to %s", safe_url(url),
+                        safe_url(self.urls[self._current]))
 
 
 def _backoff() -> Iterator[float]:
@@ -137,22 +195,27 @@ def _poll(conn: Connection) -> None:
     conn.heartbeat_check()
 
 
+class _NodeConnection(Connection):
+    """A kombu connection that remembers which node of the cluster it was made for."""
+    node: str = ""
+
+
 class _ConnectionPool:
     """Idle publishing connections; each is lent to one thread at a time."""
 
-    def __init__(self, factory: Callable[[], Connection]) -> None:
+    def __init__(self, factory: Callable[[], _NodeConnection]) -> None:
         self._factory = factory
-        self._idle: list[Connection] = []
+        self._idle: list[_NodeConnection] = []
         self._lock = threading.Lock()
         self._closed = False
 
-    def acquire(self) -> Connection:
+    def acquire(self) -> _NodeConnection:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
         return self._factory()
 
-    def release(self, conn: Connection) -> None:
+    def release(self, conn: _NodeConnection) -> None:
         with self._lock:
             if not self._closed:
                 self._idle.append(conn)
@@ -183,11 +246,13 @@ class _Session:
     def _run(self) -> None:
         delays = _backoff()
         while not self.stopping.is_set():
-            conn, started = self.broker._connection(self.broker.heartbeat), time.monotonic()
+            url = self.broker._nodes.current()
+            conn, started = self.broker._connection(self.broker.heartbeat, url), time.monotonic()
             try:
                 conn.ensure_connection(max_retries=0)
                 self.session(conn)
             except Exception as exc:  # whatever broke, this thread must go on
+                self.broker._nodes.failed(url)
                 if time.monotonic() - started > _STABLE:
                     delays = _backoff()
                 delay, expected = next(delays), (OperationalError, *conn.connection_errors,
@@ -195,7 +260,7 @@ class _Session:
                 if not self.stopping.is_set():
                     metrics.BROKER_RECONNECTS.labels("consumer").inc()
                     log.warning("%s: no connection to %s (%s); retrying in %.1f s", self.name, safe_url(
-                        self.broker.url), exc, delay, exc_info=not isinstance(exc, expected))
+                        url), exc, delay, exc_info=not isinstance(exc, expected))
                 self.stopping.wait(delay)
             finally:
                 _close_quietly(conn)
@@ -249,10 +314,10 @@ class Consumer(_Session):
     slow handler does not get the connection closed for missed heartbeats.
     """
 
-    def __init__(self, broker: Broker, queues: Sequence[str], handlers: Mapping[str, Handler],
+    def __init__(self, broker: Broker, queues: Sequence[Queue], handlers: Mapping[str, Handler],
                  prefetch: int, name: str) -> None:
-        super().__init__(broker, name or "consumer:" + ",".join(queues))
-        self._queues = [broker._queue(q) for q in queues]
+        super().__init__(broker, name or "consumer:" + ",".join(q.name for q in queues))
+        self._queues = list(queues)
         self._handlers = dict(handlers)
         self._prefetch = prefetch
         self._inbox: SimpleQueue[Any] = SimpleQueue()              # delivered, not handled
@@ -284,6 +349,8 @@ class Consumer(_Session):
         channel = conn.channel()
         channel.basic_qos(0, self._prefetch, False)
         with self.broker._declaring():
+            for queue in self.broker._support_queues():
+                queue(channel).declare()
             consumer = KombuConsumer(channel, self._queues, on_message=self._inbox.put,
                                       on_decode_error=self._on_decode_error)
         consumer.consume()
@@ -333,12 +400,17 @@ class Consumer(_Session):
             self._outbox.put((message, requeue))
 
     def _handle(self, message: Any) -> bool:
-        """Run the handler and send any reply; True means requeue the message."""
-        reply = self._dispatch(message)
-        if reply is None:
+        """Run the handler and send any reply; True means requeue the message.
+
+        A transient failure is retried here, every ``requeue_delay`` s, for up
+        to _HOLD s: requeueing at once would spin through an outage and, on a
+        quorum queue, spend the delivery limit meant for poison messages."""
+        reply, hold_until = self._dispatch(message), time.monotonic() + _HOLD
+        while reply is None:
             metrics.REDELIVERIES.inc()
-            self.stopping.wait(self.broker._requeue_delay)  # do not spin on an outage
-            return True
+            if self.stopping.wait(self.broker._requeue_delay) or time.monotonic() > hold_until:
+                return True
+            reply = self._dispatch(message)
         reply_to = message.properties.get("reply_to")
         if reply_to:
             self.broker._reply(reply_to, message.properties.get("correlation_id"), reply)
@@ -365,26 +437,50 @@ class Consumer(_Session):
             return _error(type(exc).__name__, str(exc))
 
 
+class _DeadLetters(Consumer):
+    """Logs and counts what the broker dead-lettered, then lets it go: running
+    it again is what made it a poison message (the sweeps re-dispatch any
+    change it carried)."""
+
+    def _dispatch(self, message: Any) -> dict[str, Any] | None:
+        request = _parse_request(message.body)
+        method, args = request if request is not None else ("(malformed)", {})
+        death = (message.headers or {}).get("x-death") or [{}]
+        metrics.DEAD_LETTERS.labels(method).inc()
+        # Ids only: the arguments may hold a desired state and its keys.
+        log.error("dead letter: %s from queue %s (%s) dropped; load balancer %s", method,
+                  death[0].get("queue", "?"), death[0].get("reason", "?"),
+                  args.get("loadbalancer_id", "-"))
+        return _error("DeadLettered", f"{method} was delivered too often and dropped")
+
+
 class Broker:
     """Connections to one message broker, for casting, calling and serving.
 
-    ``url``: ``amqp://`` or ``rabbit://user:pass@host:5672/vhost``, or
-    ``memory://`` (kombu's in-process transport, shared by every Broker in
-    the process). Nothing connects until first used. ``retry_timeout``
-    bounds how long a publish retries across a broker outage;
-    ``requeue_delay`` is how long a message waits before it is requeued.
+    ``url``: ``amqp://`` or ``rabbit://user:pass@host:5672/vhost`` (several
+    comma-separated ``user:pass@host:port`` for a cluster), or ``memory://``
+    (kombu's in-process transport, shared by every Broker in the process).
+    Nothing connects until first used. ``retry_timeout`` bounds how long a
+    publish retries across a broker outage; a handler's transient failure is
+    retried every ``requeue_delay`` s; ``queues`` says how durable queues are
+    declared (the in-memory transport ignores it).
     """
 
     def __init__(self, url: str, *, heartbeat: float = 30.0,
                  transient: tuple[type[BaseException], ...] = (),
-                 retry_timeout: float = 30.0, requeue_delay: float = 1.0) -> None:
-        self.url = _amqp_url(url)
+                 retry_timeout: float = 30.0, requeue_delay: float = 1.0,
+                 queues: QueuePolicy = QueuePolicy()) -> None:
+        self.url = url
+        self._nodes = _Nodes(url)
         self.heartbeat = heartbeat
         self.transient = tuple(transient)
         self._requeue_on: tuple[type[BaseException], ...] = (Requeue, *self.transient)
         self._retry_timeout = retry_timeout
         self._requeue_delay = requeue_delay
         self._memory = self.url.startswith("memory://")
+        self._queue_arguments = ({"x-queue-type": "quorum", "x-delivery-limit": queues.delivery_limit,
+                                  "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE}
+                                 if queues.quorum and not self._memory else None)
         self._exchange = Exchange(EXCHANGE, "topic", durable=True)
         self._reply_exchange = Exchange(REPLY_EXCHANGE, "direct", durable=True)
         # Publishing connections run no loop that could answer heartbeats;
@@ -404,7 +500,7 @@ class Broker:
         """
         self._check_open()
         self._publish(self._exchange, queue, {"method": method, "args": args},
-                      declare=[self._queue(queue)], delivery_mode=2,
+                      declare=[*self._support_queues(), self._queue(queue)], delivery_mode=2,
                       deadline=time.monotonic() + self._retry_timeout)
 
     def call(self, queue: str, method: str, *, timeout: float = 10.0, **args: Any) -> Any:
@@ -423,7 +519,8 @@ class Broker:
             if not listener.ready.wait(timeout):
                 raise TimeoutError
             self._publish(self._exchange, queue, {"method": method, "args": args},
-                          declare=[self._queue(queue)], delivery_mode=1, deadline=deadline,
+                          declare=[*self._support_queues(), self._queue(queue)], delivery_mode=1,
+                          deadline=deadline,
                           reply_to=listener.queue_name, correlation_id=correlation_id,
                           expiration=timeout)
             body = future.result(timeout=max(0.0, deadline - time.monotonic()))
@@ -438,8 +535,18 @@ class Broker:
         """Start a daemon Consumer running ``handlers[method](**args)`` for
         messages on ``queues``; returns once it consumes (or after a few
         seconds if the broker is down: it keeps trying in the background)."""
+        return self._start_consumer(Consumer(self, [self._queue(q) for q in queues], handlers,
+                                             prefetch, name))
+
+    def serve_dead_letters(self) -> Consumer | None:
+        """Start a consumer that logs, counts and drops dead-lettered messages;
+        None when queues are classic (nothing is ever dead-lettered)."""
+        if not self._queue_arguments:
+            return None
+        return self._start_consumer(_DeadLetters(self, self._support_queues(), {}, 16, "dead-letters"))
+
+    def _start_consumer(self, consumer: Consumer) -> Consumer:
         self._check_open()
-        consumer = Consumer(self, queues, handlers, prefetch, name)
         with self._lock:
             self._consumers.append(consumer)
         consumer._start()
@@ -463,15 +570,28 @@ class Broker:
         if self._closed:
             raise RuntimeError("Broker is closed")
 
-    def _connection(self, heartbeat: float) -> Connection:
+    def _connection(self, heartbeat: float, url: str | None = None) -> _NodeConnection:
+        """A connection (not yet open) to ``url``, by default the current node."""
         options = {"polling_interval": _MEMORY_POLL} if self._memory else {"confirm_publish": True}
-        return Connection(self.url, heartbeat=heartbeat, transport_options=options)
+        conn = _NodeConnection(url or self._nodes.current(), heartbeat=heartbeat, transport_options=options)
+        conn.node = url or self._nodes.current()  # which node to give up on if it fails
+        return conn
 
     def _declaring(self) -> contextlib.AbstractContextManager[Any]:
         return _MEMORY_DECLARE_LOCK if self._memory else contextlib.nullcontext()
 
     def _queue(self, name: str) -> Queue:
-        return Queue(name, self._exchange, routing_key=name, durable=True)
+        return Queue(name, self._exchange, routing_key=name, durable=True,
+                     queue_arguments=self._queue_arguments)
+
+    def _support_queues(self) -> list[Queue]:
+        """Queues that must exist before any durable queue is used: the dead-letter
+        queue (a dead letter sent to an exchange bound to nothing is lost)."""
+        if not self._queue_arguments:
+            return []
+        return [Queue(DEAD_LETTER_QUEUE, Exchange(DEAD_LETTER_EXCHANGE, "fanout", durable=True),
+                      routing_key=DEAD_LETTER_QUEUE, durable=True,
+                      queue_arguments={"x-queue-type": "quorum"})]
 
     def _replies(self) -> _ReplyListener:
         with self._lock:
@@ -505,6 +625,7 @@ class Broker:
                 self._publish_once(conn, exchange, routing_key, body, deadline, declare, properties)
             except Exception as exc:
                 _close_quietly(conn)  # its channel state is unknown now
+                self._nodes.failed(conn.node)
                 retryable = (OperationalError, *conn.recoverable_connection_errors,
                              *conn.recoverable_channel_errors)
                 if not isinstance(exc, retryable):
@@ -513,7 +634,7 @@ class Broker:
                 delay = next(delays)
                 if time.monotonic() + delay >= deadline:
                     raise OperationalError(f"cannot publish to {routing_key} on "
-                                           f"{safe_url(self.url)}: {exc}") from exc
+                                           f"{safe_url(conn.node)}: {exc}") from exc
                 metrics.BROKER_RECONNECTS.labels("publisher").inc()
                 log.warning("publish to %s failed (%s); retrying in %.1f s", routing_key, exc, delay)
                 time.sleep(delay)
@@ -521,7 +642,7 @@ class Broker:
                 self._pool.release(conn)
                 return
 
-    def _publish_once(self, conn: Connection, exchange: Exchange, routing_key: str,
+    def _publish_once(self, conn: _NodeConnection, exchange: Exchange, routing_key: str,
                       body: str, deadline: float, declare: list[Any], properties: dict[str, Any]) -> None:
         conn.ensure_connection(max_retries=0)
         wait = max(deadline - time.monotonic(), 0.1)
@@ -530,6 +651,12 @@ class Broker:
                                     content_type="application/json", content_encoding="utf-8",
                                     declare=declare, timeout=wait, confirm_timeout=wait,
                                     **properties)
+
+
+def broker_for(config: Config, transient: tuple[type[BaseException], ...] = ()) -> Broker:
+    """The Broker a process's configuration describes ([DEFAULT] transport_url, [messaging])."""
+    queues = QueuePolicy(config.messaging.quorum_queues, config.messaging.delivery_limit)
+    return Broker(config.default.transport_url, transient=transient, queues=queues)
 
 
 def _accepted(handler: Callable[..., Any], args: dict[str, Any]) -> dict[str, Any]:

@@ -80,8 +80,10 @@ BROKER_RECONNECTS = Counter("lbaas_broker_reconnects", "Lost broker connections 
                             "that were retried.", ("role",), registry=REGISTRY)
 DATABASE_RECONNECTS = Counter("lbaas_database_reconnects", "Database connections dropped as broken (the pool "
                               "opens new ones).", registry=REGISTRY)
-REDELIVERIES = Counter("lbaas_message_redeliveries", "Messages a handler asked to have redelivered later.",
-                       registry=REGISTRY)
+REDELIVERIES = Counter("lbaas_message_redeliveries", "Handler runs that failed on a transient error (the "
+                       "database away) and were retried.", registry=REGISTRY)
+DEAD_LETTERS = Counter("lbaas_dead_letters", "Messages the broker dead-lettered after too many deliveries "
+                       "(poison messages); logged and dropped.", ("method",), registry=REGISTRY)
 
 # --- agent ---------------------------------------------------------------------------
 CONVERGE_SECONDS = Histogram("lbaas_agent_converge_duration_seconds", "Time a device driver took to converge "

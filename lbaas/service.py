@@ -113,11 +113,6 @@ def reread_files(state: State) -> None:
     state.auth.policy.reload()
 
 
-def make_broker(config: Config, transient: tuple[type[BaseException], ...] = ()) -> "Broker":
-    from lbaas.messaging import Broker
-    return Broker(config.default.transport_url, transient=transient)
-
-
 def run_server(config: Config) -> int:
     """An API server and controller, until interrupted."""
     # In the order an operator sets things up: database, schema, tokens, broker.
@@ -150,14 +145,14 @@ def make_agent(config: Config, broker: "Broker | None" = None, driver_options: d
                host: str | None = None, driver: str | None = None) -> "Agent":
     from lbaas.agent import drivers
     from lbaas.agent.service import Agent
-    from lbaas.messaging import CallTimeout
+    from lbaas.messaging import CallTimeout, broker_for
     options = {**config.device, **(driver_options or {})}
     if options.get("max_loadbalancers") is None:  # [device] says nothing: the agent's capacity
         options["max_loadbalancers"] = config.agent.max_loadbalancers
     # Drivers that name device objects after the environment (bigip) learn it here.
     options.setdefault("environment", config.agent.environment_prefix)
     device = drivers.load(driver or config.agent.device_driver, options)
-    broker = broker or make_broker(config, transient=(CallTimeout,))
+    broker = broker or broker_for(config, transient=(CallTimeout,))
     settings = agent_settings(config, host)
     # An in-process broker reaches no other process: no other agent can serve this host.
     settings.exclusive = not broker.url.startswith("memory://")
@@ -290,29 +285,39 @@ def _probe_engine(url: URL) -> Engine:
 
 def check_broker(transport_url: str) -> None:
     """A ``rabbit://``/``amqp://`` broker accepts a connection with these credentials and
-    vhost (``memory://`` needs no check)."""
+    vhost (``memory://`` needs no check); of a cluster, one node answering is enough."""
     if transport_url.startswith("memory://"):
         return
+    from lbaas.messaging import node_urls, safe_url
+    reasons = []
+    for url in node_urls(transport_url):
+        reason, final = _probe_broker(url)
+        if reason is None:
+            return
+        reasons.append(f"{urlsplit(url).netloc.rpartition('@')[2]}: {reason}")
+        if final:
+            break
+    raise ConfigError(f"cannot connect to the message broker at {safe_url(transport_url)} "
+                      f"([DEFAULT] transport_url): {'; '.join(reasons)}")
+
+
+def _probe_broker(url: str) -> tuple[str | None, bool]:
+    """(None, _) when one node accepts us; else (why not, whether another node would say the same)."""
     import amqp.exceptions
     from kombu import Connection
     from kombu.exceptions import OperationalError
-    from lbaas.messaging import safe_url
-    # Broker connects the same way: kombu knows oslo's rabbit:// as amqp://.
-    url = "amqp://" + transport_url[len("rabbit://"):] if transport_url.startswith("rabbit://") else transport_url
     conn = Connection(url, connect_timeout=c.STARTUP_PROBE_TIMEOUT)
     try:
         conn.ensure_connection(max_retries=0)
-        return
+        return None, True
     except amqp.exceptions.AccessRefused:
-        reason = "the broker refused the user name or password"
+        return "the broker refused the user name or password", True
     except amqp.exceptions.NotAllowed as exc:
-        reason = f"the broker refused the vhost ({getattr(exc, 'reply_text', exc)})"
+        return f"the broker refused the vhost ({getattr(exc, 'reply_text', exc)})", True
     except (OperationalError, amqp.exceptions.AMQPError, OSError) as exc:
-        reason = _first_line(exc)
+        return _scrub(_first_line(exc), urlsplit(url).password), False
     finally:
         conn.release()
-    raise ConfigError(f"cannot connect to the message broker at {safe_url(transport_url)} "
-                      f"([DEFAULT] transport_url): {_scrub(reason, urlsplit(url).password)}")
 
 
 def check_appliance(device: "DeviceConfig") -> None:

@@ -116,6 +116,9 @@ VALUE_CASES = {
     "boolean": ("server", "[DEFAULT]\ndebug = maybe\n", "[DEFAULT] debug", "true or false"),
     "device boolean": ("device", "[device]\ntoken = t\nbind_transparent = maybe\n", "bind_transparent", "true or false"),
     "broker scheme": ("agent", f"[DEFAULT]\ntransport_url = redis://u:{SECRET}@h/0\n", "transport_url", "rabbit://"),
+    "broker empty node": ("agent", f"[DEFAULT]\ntransport_url = rabbit://u:{SECRET}@h1,/v\n", "transport_url",
+                          "empty host"),
+    "delivery limit": ("server", "[messaging]\ndelivery_limit = 0\n", "[messaging] delivery_limit", "at least 1"),
     "device url": ("agent", "[device]\ndevices = 127.0.0.1:9443\n", "[device] devices", "http://"),
 }
 
@@ -184,7 +187,16 @@ BROKER_CASES = {
                                                                "no-such-vhost"]),
     "unreachable": (rabbit(f"guest:{SECRET}", address=f"127.0.0.1:{free_port()}"),
                     ["message broker", "Connection refused"]),
+    "no node of a cluster answers": (rabbit(f"guest:{SECRET}", address=f"127.0.0.1:{free_port()},"
+                                                                       f"guest:{SECRET}@127.0.0.1:{free_port()}"),
+                                     ["message broker", "Connection refused; 127.0.0.1"]),
 }
+
+
+def test_one_live_node_of_a_cluster_is_enough_to_start() -> None:
+    """A server restarted while one broker node is down starts on the others."""
+    from lbaas.service import check_broker
+    check_broker(rabbit("guest:guest", address=f"127.0.0.1:{free_port()},guest:guest@{RABBIT}"))
 
 
 @pytest.mark.parametrize("command", ["agent", "server"])

@@ -17,8 +17,9 @@ import kombu
 import pytest
 from kombu.exceptions import OperationalError
 
-from lbaas.constants import EXCHANGE
-from lbaas.messaging import Broker, CallTimeout, RemoteError, Requeue, safe_url
+from lbaas import metrics
+from lbaas.constants import DEAD_LETTER_QUEUE, EXCHANGE
+from lbaas.messaging import Broker, CallTimeout, QueuePolicy, RemoteError, Requeue, node_urls, safe_url
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -311,3 +312,70 @@ def test_safe_url_masks_password():
     assert safe_url("amqp://mq:5672/") == "amqp://mq:5672/"
     assert safe_url("memory://") == "memory://"
     assert "pw" not in safe_url("amqp://a:pw@h1:5672;amqp://b:pw@h2:5672")
+
+
+# --- a cluster's several nodes, quorum queues, dead letters ------------------------
+
+def test_node_urls_split_an_openstack_cluster_url():
+    assert node_urls("rabbit://u:p@h1:5672,u:q@h2:5673/vh?ssl=1") == [
+        "amqp://u:p@h1:5672/vh?ssl=1", "amqp://u:q@h2:5673/vh?ssl=1"]
+    # A node given without credentials takes the first node's.
+    assert node_urls("rabbit://u:p@h1,h2/") == ["amqp://u:p@h1/", "amqp://u:p@h2/"]
+    assert node_urls("amqp://h1") == ["amqp://h1"]
+    assert node_urls("memory://") == ["memory://"]
+
+
+def test_safe_url_masks_every_nodes_password():
+    assert safe_url("rabbit://a:one@h1:5672,b:two@h2:5673/v") == "rabbit://a:****@h1:5672,b:****@h2:5673/v"
+
+
+def test_a_dead_first_node_is_skipped_for_the_next(rabbit_vhost, qname):
+    """The first node refuses connections: consumers, casts and calls go to the second."""
+    cluster_url = f"rabbit://guest:guest@127.0.0.1:1,guest:guest@127.0.0.1:5672/{rabbit_vhost}"
+    server, client = Broker(cluster_url), Broker(cluster_url)
+    try:
+        seen, record = _recorder()
+        server.serve([qname], {"record": record, "echo": _echo})
+        client.cast(qname, "record", n=1)
+        assert seen.get(timeout=WAIT) == {"n": 1}
+        assert client.call(qname, "echo", x="via node 2", timeout=WAIT) == "via node 2"
+    finally:
+        client.close()
+        server.close()
+
+
+def _queue_types(vhost: str) -> dict[str, str]:
+    listed = _rabbitmqctl("-q", "list_queues", "-p", vhost, "name", "type", "--no-table-headers").stdout
+    return dict(line.split() for line in listed.splitlines() if line.strip())
+
+
+def test_quorum_queues_dead_letter_a_poison_message(rabbit_vhost, qname):
+    """A message rejected more often than the delivery limit goes to the dead-letter
+    queue, where a server logs, counts and drops it; nothing loops forever."""
+    policy = QueuePolicy(quorum=True, delivery_limit=2)
+    broker = Broker(_rabbit_url(rabbit_vhost), queues=policy)
+    conn = kombu.Connection(_rabbit_url(rabbit_vhost).replace("rabbit://", "amqp://"))
+    before = metrics.DEAD_LETTERS.labels("converge")._value.get()
+    try:
+        broker.cast(qname, "converge", loadbalancer_id="lb-poison")
+        assert _queue_types(rabbit_vhost)[qname] == "quorum"
+        assert _queue_types(rabbit_vhost)[DEAD_LETTER_QUEUE] == "quorum"
+        rejected = 0
+        with conn.SimpleQueue(broker._queue(qname)) as poison:
+            while True:  # a consumer that always fails: reject and requeue
+                try:
+                    message = poison.get(timeout=2)
+                except queue.Empty:
+                    break
+                message.reject(requeue=True)
+                rejected += 1
+        assert rejected == policy.delivery_limit + 1
+        assert broker.serve_dead_letters() is not None
+        deadline = time.monotonic() + WAIT
+        while metrics.DEAD_LETTERS.labels("converge")._value.get() == before:
+            assert time.monotonic() < deadline, "the dead letter was not counted"
+            time.sleep(0.05)
+    finally:
+        conn.release()
+        broker.close()
+    assert Broker(_rabbit_url(rabbit_vhost)).serve_dead_letters() is None  # classic: nothing to serve

@@ -44,7 +44,9 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
         return response
     errors.LOG.warning("database unavailable on %s %s: %s", request.method, request.url.path,
                        str(exc).splitlines()[0])
-    return errors.fault(503, "The database is unavailable; nothing was changed. Try again shortly.")
+    response = errors.fault(503, "The database is unavailable; nothing was changed. Try again shortly.")
+    response.headers["Retry-After"] = "2"  # about a standby's promotion: clients should not hammer
+    return response
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -16,7 +16,7 @@ from lbaas.controller.handlers import ControllerHandlers
 from lbaas.controller.provider import NoopProvider, Provider
 from lbaas.controller.sweeps import Sweeper
 from lbaas.db.session import Database
-from lbaas.messaging import Broker, Consumer
+from lbaas.messaging import Broker, Consumer, broker_for
 from lbaas.scheduler import Scheduler
 
 
@@ -27,7 +27,7 @@ class Controller:
                  key_manager: keys.KeyManager | None = None) -> None:
         ctl = config.controller
         self.environments: list[str] = list(ctl.environments)
-        self.broker = broker or Broker(config.default.transport_url, transient=database_errors())
+        self.broker = broker or broker_for(config, transient=database_errors())
         self.scheduler = Scheduler(ctl.agent_down_time, ctl.scheduler_policy, ctl.max_project_share)
         self.providers: dict[str, Provider] = {}
         if not self.environments or ctl.noop_provider:
@@ -45,6 +45,8 @@ class Controller:
             queues = [controller_queue(env) for env in self.environments]
             self.consumers = [self.broker.serve(queues, self.handlers.handlers(), name=f"controller-{i}")
                               for i in range(self.workers)]
+            dead_letters = self.broker.serve_dead_letters()
+            self.consumers += [dead_letters] if dead_letters else []
         self.sweeper.start()
 
     def stop(self) -> None:

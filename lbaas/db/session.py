@@ -20,7 +20,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
-from sqlalchemy.engine import Result, make_url
+from sqlalchemy.engine import URL, ExceptionContext, Result, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -30,10 +30,16 @@ class SchemaError(Exception):
     """The database schema is not at the newest migration."""
 
 
+# SQLSTATE of a write on a server that is (again) a read-only standby.
+READ_ONLY_TRANSACTION = "25006"
+
+
 def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgresql_engine(parsed, pool_size, max_overflow)
     # MariaDB/MySQL default to REPEATABLE READ, whose snapshot is taken at a
     # transaction's first read: reads after a lock (the scheduler's per-project
     # lock) would miss what the lock's previous holder committed.  READ
@@ -41,6 +47,25 @@ def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine
     isolation = {"isolation_level": "READ COMMITTED"} if parsed.get_backend_name() in ("mysql", "mariadb") else {}
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow,
                          pool_pre_ping=True, pool_recycle=3600, **isolation)
+
+
+def _postgresql_engine(url: URL, pool_size: int, max_overflow: int) -> Engine:
+    """Several hosts (``?host=a:5432&host=b:5432``) are a primary and its standbys: libpq
+    connects to the one that takes writes, and a connection that finds itself on a
+    standby (a demoted primary) is treated as lost, so the whole pool is refreshed
+    and the next checkout finds the new primary."""
+    hosts = url.query.get("host", ())
+    if not isinstance(hosts, str) and len(hosts) > 1 and "target_session_attrs" not in url.query:
+        url = url.update_query_dict({"target_session_attrs": "read-write"})
+    engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow,
+                           pool_pre_ping=True, pool_recycle=3600)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_standby(context: ExceptionContext) -> None:
+        if getattr(context.original_exception, "sqlstate", None) == READ_ONLY_TRANSACTION:
+            context.is_disconnect = True
+
+    return engine
 
 
 def affected(result: Result[Any]) -> int:

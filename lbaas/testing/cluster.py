@@ -3,7 +3,8 @@ processes on PostgreSQL and RabbitMQ, each with its own database and vhost.
 Used by the multi-process tests and by the benchmarks.
 
 RabbitMQ is reached at ``LBAAS_TEST_RABBIT`` and managed with ``rabbitmqctl``
-(a vhost per cluster, deleted by ``stop``)."""
+(a vhost per cluster, deleted by ``stop``), unless the caller passes a
+``transport_url`` of its own (a private cluster: ``lbaas.testing.ha``)."""
 
 from __future__ import annotations
 
@@ -40,13 +41,20 @@ class Cluster:
                  agent_down_time: float = 4.0, report_interval: float = 1.0, pending_timeout: float = 3.0,
                  pending_max_age: float = 120.0, device_options: dict[str, str] | None = None,
                  device_driver: str = "noop", extra: str = "", max_project_share: float = 1.0,
-                 certificates: str = "") -> None:
+                 certificates: str = "", transport_url: str | None = None, messaging: str = "") -> None:
+        """``transport_url``: a broker of the caller's (e.g. a private cluster) instead of
+        a vhost of its own on the shared RabbitMQ; ``messaging``: config lines appended
+        for servers and agents alike (e.g. a ``[messaging]`` section)."""
         self.workdir = workdir
         self.environment = environment
-        self.vhost = f"lbaas-test-{uuid.uuid4().hex[:8]}"
-        rabbitmqctl("add_vhost", self.vhost)
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        self.transport_url = f"{RABBIT}/{self.vhost}"
+        self.vhost: str | None = None   # made here, so deleted by stop()
+        if transport_url is None:
+            self.vhost = f"lbaas-test-{uuid.uuid4().hex[:8]}"
+            rabbitmqctl("add_vhost", self.vhost)
+            rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+            transport_url = f"{RABBIT}/{self.vhost}"
+        self.transport_url = transport_url
+        self.messaging = messaging
         self.db_url = db_url
         # Shared by every server of the cluster: each must read what another stored.
         self.encryption_key = Fernet.generate_key().decode()
@@ -84,7 +92,7 @@ pending_max_age = {self.pending_max_age}
 sweep_interval = 1
 rpc_timeout = 5
 max_project_share = {self.max_project_share}
-"""
+{self.messaging}"""
 
     def _write(self, name: str, text: str) -> str:
         path = os.path.join(self.workdir, name)
@@ -257,10 +265,11 @@ tls_key = {self.devices[name]["key"]}
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        try:
-            rabbitmqctl("delete_vhost", self.vhost)
-        except subprocess.SubprocessError:
-            pass
+        if self.vhost is not None:
+            try:
+                rabbitmqctl("delete_vhost", self.vhost)
+            except subprocess.SubprocessError:
+                pass
 
     def _stop_device(self, device: dict[str, Any]) -> None:
         """Stop the service and the HAProxy processes it started (found by their state dir)."""
