@@ -69,7 +69,9 @@ def setup_logging(config: Config, log_format: str = "text") -> None:
 
 
 def open_database(config: Config) -> Database:
-    db = Database(config.database.connection, config.database.pool_size, config.database.max_overflow)
+    # The threads that hold a connection: API routes, controller consumers, sweeps, health and metrics.
+    pool_size = config.database.pool_size or config.api.workers + config.controller.workers + 4
+    db = Database(config.database.connection, pool_size, config.database.max_overflow)
     if config.database.check_schema:
         try:
             db.check_schema()

@@ -11,6 +11,11 @@ routes, whose caller is authenticated and write-limited in ``deps.context``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -63,9 +68,21 @@ async def _too_many_writes(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _thread_pool(size: int) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan that sizes the pool of threads running the (synchronous) routes: each
+    holds a database connection while it works, so the pool is sized to match
+    ([database] pool_size); more threads would only queue on the GIL and the pool."""
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = size
+        yield
+    return lifespan
+
+
 def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="lbaas", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url="/openapi.json")
+                  openapi_url="/openapi.json",
+                  lifespan=_thread_pool(state.services.config.api.workers))
     app.state.lbaas = state
     # The agents API judges liveness as the scheduler does.
     app.state.scheduler = scheduler or Scheduler(state.services.config.controller.agent_down_time)
