@@ -201,7 +201,8 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
         Option("auth_strategy", "token", "token (token file), keystone (Keystone tokens, see [keystone_authtoken]) or noauth (every caller is admin of project 'admin'; for development only).", Choice(("token", "keystone", "noauth"))),
         Option("token_file", "./lbaas-data/tokens.json", "JSON file of hashed tokens (lbaas token create|list|revoke); a relative path is relative to the working directory."),
         Option("policy_file", "/etc/lbaas/policy.yaml", "oslo.policy YAML overriding any rule (lbaas policy-sample lists them); absent: the defaults. Re-read when it changes."),
-        Option("workers", 16, "Threads serving API requests at once in this server (more requests wait their turn).", POSITIVE),
+        Option("workers", 1, "Server processes sharing bind_port, each a whole server (API, controller consumers, sweeps); one per core uses the cores a single process cannot (the GIL).", POSITIVE),
+        Option("threads", 16, "Threads serving API requests at once in each server process (more requests wait their turn).", POSITIVE),
         Option("pagination_max_limit", 1000, "Largest page a list returns.", POSITIVE),
         Option("admin_vip_anywhere", False, "Let admins take a vip_address outside every [vip_subnets] CIDR (tenants never can).", parse_bool),
         Option("max_request_body_size", 1048576, "Largest request body in bytes; a larger one answers 413 unread.", POSITIVE),
@@ -232,7 +233,7 @@ OPTIONS: dict[str, tuple[Option, ...]] = {
     ),
     "database": (
         Option("connection", "sqlite:///./lbaas-data/lbaas.sqlite", "SQLAlchemy URL: sqlite:///path, postgresql+psycopg://..., mysql+pymysql://... A PostgreSQL primary and standbys: postgresql+psycopg://user:pass@/dbname?host=h1:5432&host=h2:5432 (the read-write one is used)."),
-        Option("pool_size", 0, "Connections kept open per process (not for SQLite); 0: one per thread that uses the database ([api] workers + [controller] workers + 4), so none is opened and closed under load.", Integer(0)),
+        Option("pool_size", 0, "Connections kept open per process (not for SQLite); 0: one per thread that uses the database ([api] threads + [controller] workers + 4), so none is opened and closed under load.", Integer(0)),
         Option("max_overflow", 10, "Extra connections allowed in bursts beyond pool_size (not for SQLite).", Integer(0)),
         Option("check_schema", True, "Refuse to start when the schema is not at the newest migration.", parse_bool),
     ),

@@ -17,7 +17,10 @@ Contracts:
   (``JobLog``), so an outage costs two log lines, not one traceback per pass.
 - ``HttpServer`` is the one place uvicorn is started: it binds in ``start``
   (so a taken port is an error there, in the caller's thread) and serves from
-  a thread.
+  a thread; or it serves a socket bound before (``listen``), shared by workers.
+- ``run_workers`` forks worker processes that each run a whole process and
+  keeps them running: one that dies is started again; SIGTERM and SIGINT end
+  them all, SIGHUP is passed on.  It must run before any thread is started.
 """
 
 from __future__ import annotations
@@ -221,11 +224,12 @@ class HttpServer:
     (its lifespan failed, or ``timeout`` passed)."""
 
     def __init__(self, name: str, app: Any, host: str, port: int, timeout: float | None = None,
-                 **options: Any) -> None:
+                 *, sock: socket.socket | None = None, **options: Any) -> None:
         self.name = name
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.sock = sock
         # uvicorn's own logging config would give its loggers handlers and formats of their
         # own: without it their records reach the root logger's (``lbaas.logs``) instead.
         options.setdefault("log_config", None)
@@ -233,11 +237,7 @@ class HttpServer:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        try:
-            sock = socket.create_server((self.host, self.port), family=_family(self.host))
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ConfigError(f"the {self.name} cannot listen on {self.host}:{self.port}: {reason}") from None
+        sock = self.sock or listen(self.name, self.host, self.port)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]},
                                         name=self.name, daemon=True)
         self._thread.start()
@@ -253,6 +253,86 @@ class HttpServer:
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+
+def listen(name: str, host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port``; ConfigError (one line) when it cannot be bound."""
+    try:
+        return socket.create_server((host, port), family=_family(host))
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"the {name} cannot listen on {host}:{port}: {reason}") from None
+
+
+_WORKER_MIN_LIFE = 5.0  # s: a worker that fails sooner is broken, not unlucky: give up
+
+
+def run_workers(name: str, count: int, work: Callable[[], int]) -> int:
+    """Fork ``count`` workers that each run ``work`` (returning an exit code) and keep
+    them running until SIGTERM or SIGINT, which are passed on; so is SIGHUP. A worker
+    that exits or is killed is started again, unless it failed by itself (a positive exit
+    code) within _WORKER_MIN_LIFE s: then all stop and the exit code is 1. Returns 0 when
+    every worker has ended."""
+    children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            _run_worker(work)
+        children[pid] = (slot, time.monotonic())
+
+    def forward(sig: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = stopping or sig != signal.SIGHUP
+        for pid in list(children):
+            _signal_quietly(pid, sig)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    for slot in range(count):
+        spawn(slot)
+    LOG.info("%s: %d workers, pids %s", name, count, " ".join(map(str, children)))
+    code = 0
+    while children:
+        pid, status = os.wait()
+        status = os.waitstatus_to_exitcode(status)
+        slot, started = children.pop(pid, (-1, 0.0))
+        if slot < 0 or stopping:
+            continue
+        if status > 0 and time.monotonic() - started < _WORKER_MIN_LIFE:
+            LOG.error("%s worker %d (pid %d) exited at once (code %d); stopping", name, slot, pid, status)
+            code = 1
+            forward(signal.SIGTERM, None)
+            continue
+        LOG.warning("%s worker %d (pid %d) exited (code %d); starting it again", name, slot, pid, status)
+        spawn(slot)
+    return code
+
+
+def _run_worker(work: Callable[[], int]) -> None:
+    """The child's side of a fork: run ``work`` and leave, never returning to the parent's code."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    code = 1
+    try:
+        code = work()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except ConfigError as exc:
+        LOG.error("%s", exc)
+    except BaseException:
+        LOG.exception("worker failed")
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+def _signal_quietly(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:  # it has just exited; the wait loop collects it
+        pass
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -46,9 +46,11 @@ from lbaas.db.session import Database, SchemaError  # Database: used by all-in-o
 from lbaas.services import Services
 from lbaas.services.vips import Subnets
 from lbaas.metrics import Listener
-from lbaas.runtime import HttpServer, Hook, Process
+from lbaas.runtime import HttpServer, Hook, Process, listen, run_workers
 
 if TYPE_CHECKING:
+    import socket
+
     from sqlalchemy import Engine
     from sqlalchemy.engine import URL
     from lbaas.agent.service import Agent, AgentSettings
@@ -70,7 +72,7 @@ def setup_logging(config: Config, log_format: str = "text") -> None:
 
 def open_database(config: Config) -> Database:
     # The threads that hold a connection: API routes, controller consumers, sweeps, health and metrics.
-    pool_size = config.database.pool_size or config.api.workers + config.controller.workers + 4
+    pool_size = config.database.pool_size or config.api.threads + config.controller.workers + 4
     db = Database(config.database.connection, pool_size, config.database.max_overflow)
     if config.database.check_schema:
         try:
@@ -99,12 +101,13 @@ def api_state(config: Config, db: Database, providers: dict[str, Provider] | Non
     return State(Services(config, db, providers, Subnets(config.vip_subnets), key_manager), auth)
 
 
-def api_server(state: State, scheduler: "Scheduler | None" = None) -> HttpServer:
-    """The part that serves the API."""
+def api_server(state: State, scheduler: "Scheduler | None" = None,
+               sock: "socket.socket | None" = None) -> HttpServer:
+    """The part that serves the API (on ``sock`` when the port is bound already)."""
     api = state.services.config.api
     if api.metrics_enabled:
         metrics.watch_database(state.services.db)
-    return HttpServer("API", create_app(state, scheduler), api.bind_host, api.bind_port,
+    return HttpServer("API", create_app(state, scheduler), api.bind_host, api.bind_port, sock=sock,
                       log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
@@ -116,20 +119,33 @@ def reread_files(state: State) -> None:
 
 
 def run_server(config: Config) -> int:
-    """An API server and controller, until interrupted."""
+    """An API server and controller, until interrupted; with ``[api] workers`` > 1, that
+    many worker processes, each a whole server, sharing one listening socket."""
     # In the order an operator sets things up: database, schema, tokens, broker.
     check_database(config.database.connection)
-    db = open_database(config)
+    if config.api.workers == 1:
+        return _serve(config, open_database(config))
+    db = open_database(config)  # the schema check
+    make_key_manager(config, db)  # its settings
+    db.dispose()  # no connection may cross the fork
+    check_token_file(config)
+    check_keystone(config)
+    check_broker(config.default.transport_url)
+    sock = listen("API", config.api.bind_host, config.api.bind_port)
+    return run_workers("lbaas server", config.api.workers, lambda: _serve(config, open_database(config), sock))
+
+
+def _serve(config: Config, db: Database, sock: "socket.socket | None" = None) -> int:
     check_token_file(config)
     check_keystone(config)
     check_broker(config.default.transport_url)
     key_manager = make_key_manager(config, db)
     controller = Controller(config, db, key_manager=key_manager)
     state = api_state(config, db, controller.providers, key_manager)
-    api = api_server(state, controller.scheduler)
+    api = api_server(state, controller.scheduler, sock)
     announce = Hook(start=lambda: LOG.info(
-        "lbaas server on http://%s:%s serving environments %s", config.api.bind_host,
-        config.api.bind_port, ", ".join(controller.environments) or "(noop only)"))
+        "lbaas server on http://%s:%s serving environments %s (pid %d)", config.api.bind_host,
+        config.api.bind_port, ", ".join(controller.environments) or "(noop only)", os.getpid()))
     Process("server", [controller, announce, api], on_hangup=[lambda: reread_files(state)]).run()
     return 0
 

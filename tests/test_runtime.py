@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from lbaas.config import ConfigError
 from lbaas.runtime import Hook, HttpServer, Process, Timer
@@ -85,3 +90,44 @@ def test_http_server_serves_and_a_taken_port_is_one_line() -> None:
             HttpServer("other", app, "127.0.0.1", port, lifespan="off").start()
     finally:
         server.stop()
+
+
+def _children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listing:
+        return {int(child) for child in listing.read().split()}
+
+
+def test_server_workers_share_one_port_are_restarted_and_stop_together(tmp_path) -> None:
+    """[api] workers = 2: two whole servers behind one port; one killed is started
+    again; SIGTERM to the parent ends them all."""
+    db = tmp_path / "lbaas.sqlite"
+    conf = tmp_path / "lbaas.conf"
+    port = free_port()
+    conf.write_text(f"""[DEFAULT]\ntransport_url = memory://\n[api]\nauth_strategy = noauth\nbind_port = {port}
+workers = 2\n[database]\nconnection = sqlite:///{db}\n[certificates]\nencryption_key = {Fernet.generate_key().decode()}
+""", encoding="utf-8")
+    lbaas = [sys.executable, "-m", "lbaas.cli"]
+    subprocess.run([*lbaas, "db", "upgrade", "--config-file", str(conf)], check=True, capture_output=True)
+    log = open(tmp_path / "server.log", "wb")
+    parent = subprocess.Popen([*lbaas, "server", "--config-file", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v2/lbaas/loadbalancers"
+    try:
+        wait_for(lambda: len(_children(parent.pid)) == 2, 60, 0.1, "two workers")
+        wait_for(lambda: httpx.get(url, timeout=2).status_code == 200, 60, 0.1, "the API",
+                 ignore=(httpx.HTTPError,))
+        first = _children(parent.pid)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(_children(parent.pid)) == 2 and victim not in _children(parent.pid), 60, 0.1,
+                 "a worker started again")
+        assert all(httpx.get(url, timeout=5).status_code == 200 for _ in range(10))
+        workers = _children(parent.pid)
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 0
+        for pid in workers:
+            assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        log.close()
+    assert "exited (code -9); starting it again" in (tmp_path / "server.log").read_text()

@@ -82,7 +82,7 @@ def _thread_pool(size: int) -> Callable[[FastAPI], AbstractAsyncContextManager[N
 def create_app(state: State, scheduler: Scheduler | None = None) -> FastAPI:
     app = FastAPI(title="lbaas", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json",
-                  lifespan=_thread_pool(state.services.config.api.workers))
+                  lifespan=_thread_pool(state.services.config.api.threads))
     app.state.lbaas = state
     # The agents API judges liveness as the scheduler does.
     app.state.scheduler = scheduler or Scheduler(state.services.config.controller.agent_down_time)

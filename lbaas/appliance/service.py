@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -84,7 +84,7 @@ class DeviceConfig:
             raise cfg.ConfigError("[device] tls_cert and tls_key go together (HTTPS needs both)")
 
 
-def server(config: DeviceConfig, timeout: float | None = None, **options: object) -> HttpServer:
+def server(config: DeviceConfig, timeout: float | None = None, **options: Any) -> HttpServer:
     """The part that serves the device API (HAProxy processes outlive its stop)."""
     return HttpServer("device service", create_app(config), config.bind_host, config.bind_port, timeout,
                       ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **options)
