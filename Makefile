@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast typecheck setup services haproxy chromium barbican keystone bench clean stop-haproxy
+.PHONY: run test test-fast test-ha typecheck setup services haproxy chromium barbican keystone bench clean stop-haproxy
 
 setup: $(VENV)/.installed
 
@@ -36,12 +36,16 @@ typecheck: setup  # configured in pyproject.toml [tool.mypy]
 	$(VENV)/bin/mypy
 
 test: setup services chromium barbican keystone typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
+
+# Only the failures of a RabbitMQ node and of the PostgreSQL primary (private clusters; part of `make test`).
+test-ha: setup services
+	$(PY) -m pytest -m ha tests/ha $(PYTEST_ARGS)
 
 # The quick loop: SQLite only, without the multi-process cluster and the security suite.
 test-fast: setup services barbican keystone typecheck
 	$(PY) -m pytest -k "sqlite or not (postgresql or mariadb)" \
-	  --ignore=tests/test_cluster.py --ignore=tests/test_dashboard.py --ignore=tests/security $(PYTEST_ARGS)
+	  --ignore=tests/test_cluster.py --ignore=tests/test_dashboard.py --ignore=tests/security --ignore=tests/ha $(PYTEST_ARGS)
 
 bench: setup services keystone
 	$(PY) bench/run.py

@@ -454,6 +454,9 @@ class _DeadLetters(Consumer):
         request = _parse_request(message.body)
         method, args = request if request is not None else ("(malformed)", {})
         death = (message.headers or {}).get("x-death") or [{}]
+        if death[0].get("reason") == "expired":  # an RPC nobody waits for any more: not poison
+            log.debug("dropping expired %s from queue %s", method, death[0].get("queue", "?"))
+            return _error("Expired", f"{method} expired")
         metrics.DEAD_LETTERS.labels(method).inc()
         # Ids only: the arguments may hold a desired state and its keys.
         log.error("dead letter: %s from queue %s (%s) dropped; load balancer %s", method,

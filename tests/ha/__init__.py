@@ -1,0 +1,1 @@
+"""High-availability fault tests on private clusters (``pytest -m ha``)."""
