@@ -49,6 +49,7 @@ test-fast: setup services barbican keystone typecheck
 
 bench: setup services keystone
 	$(PY) bench/run.py
+	$(PY) bench/bench_cost.py --quick --transport rabbit --check  # the per-change cost budget: fails loudly
 
 stop-haproxy:  # the all-in-one's HAProxy processes outlive it by design (the data plane stays up)
 	-@for pid in lbaas-data/device/*/haproxy.pid; do [ -f "$$pid" ] && kill $$(cat "$$pid") 2>/dev/null; done; true
