@@ -136,19 +136,23 @@ def analyze(engine: Engine) -> None:
                 conn.execute(text(f"ANALYZE TABLE `{table.name}`"))
 
 
-def agents(engine: Engine, count: int, environment: str, *, dead: int = 0) -> list[str]:
+def agents(engine: Engine, count: int, environment: str, *, dead: int = 0,
+           hosts: list[str] | None = None) -> list[str]:
     """``count`` agents, heartbeat now by the database's clock; the first
-    ``dead`` of them with a heartbeat two days old.  Returns their ids."""
+    ``dead`` of them with a heartbeat two days old.  Returns their ids.
+    ``hosts``: their names (and random ids), else ``agent-00``, ``agent-01``..."""
     from lbaas.db.clock import db_now_expression
     with engine.begin() as conn:
         now = conn.scalar(select(db_now_expression(engine.dialect.name)))
     if isinstance(now, str):
         now = dt.datetime.fromisoformat(now)
+    assert now is not None  # the clock always answers
     now = now.replace(tzinfo=None)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i in range(count):
         beat = now - dt.timedelta(days=2) if i < dead else now
-        rows.append({"id": str(uuid.UUID(int=i + 1, version=4)), "host": f"agent-{i:02d}",
+        rows.append({"id": str(uuid.UUID(int=i + 1, version=4)) if hosts is None else str(uuid.uuid4()),
+                     "host": f"agent-{i:02d}" if hosts is None else hosts[i],
                      "environment": environment, "group": 1, "device_driver": "noop", "admin_state_up": True,
                      "heartbeat_at": beat, "started_at": now - dt.timedelta(days=3),
                      "created_at": now - dt.timedelta(days=30), "configurations": {}, "capacity_score": 0.0,
