@@ -129,6 +129,9 @@ def agent_queue(environment: str, host: str) -> str:
     return f"lbaas.agent.{environment}.{host}"
 
 
+# The largest desired state (its JSON, in bytes) a Converge cast carries; the agent fetches a
+# larger one (GetLoadBalancer), so casts stay small in the durable agent queues.
+CARRIED_STATE_MAX_BYTES: Final = 32 * 1024
 # Each Broker's private reply queue is this prefix plus a random hex id.
 REPLY_QUEUE_PREFIX: Final = "lbaas.reply."
 # Seconds a start-up check waits for the database or the broker to answer.
@@ -144,6 +147,8 @@ DEVICE_STATE_UNKNOWN: Final = "unknown"   # not looked at yet
 # Why a load balancer's last change failed (load_balancer.error_kind).
 ERROR_KIND_DEVICE: Final = "device"       # unreachable or failing: converged again once it answers
 ERROR_KIND_REJECTED: Final = "rejected"   # the device refused the configuration: never retried by itself
+# A new load balancer's revision (every change adds one): a cast at it is the create's.
+FIRST_REVISION: Final = 1
 
 
 # --- API ----------------------------------------------------------------------

@@ -397,12 +397,19 @@ class UpdateStats(Message):
 
 @dataclass(frozen=True)
 class Converge(Message):
-    """Cast to an agent's queue: converge this load balancer (the change reached ``revision``)."""
+    """Cast to an agent's queue: converge this load balancer (the change reached ``revision``).
+
+    ``desired``, when a server carries it (``lbaas.controller.agent_provider.carried_state``:
+    an update's state, small and without key material), is the state the change was made from,
+    at ``revision``; the agent may apply it instead of asking a server (``GetLoadBalancer``).
+    An agent that does not know the field drops it (``messaging._accepted``) and fetches.
+    """
 
     method: ClassVar[str] = "converge"
     loadbalancer_id: str
     revision: int | None = None
     request_id: str | None = None      # x-openstack-request-id of the API request that made the change
+    desired: Present | None = None
 
 # The controller queue's methods; an agent's queue takes only ``Converge``.
 CONTROLLER_MESSAGES: tuple[type[Message], ...] = (ReportState, AgentStopped, GetLoadBalancer,

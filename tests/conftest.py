@@ -7,9 +7,10 @@ PostgreSQL and MariaDB are started by ``scripts/ensure-services.sh`` (run by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ import pytest
 from lbaas import config as cfg
 from lbaas import wire
 from lbaas.controller.desired import desired_state
-from lbaas.controller.provider import Provider
+from lbaas.controller.provider import NoopProvider, Provider
 from lbaas.keys import KeyManager
 from lbaas.api.tokens import create as create_token
 from lbaas.db.session import Database
@@ -56,12 +57,13 @@ class Api:
     """A running API server and an HTTP client with per-project tokens."""
 
     def __init__(self, url: str, tokens: dict[str, str], db: Database, backend: str,
-                 key_manager: KeyManager | None = None) -> None:
+                 key_manager: KeyManager | None = None, providers: Mapping[str, Provider] | None = None) -> None:
         self.url = url
         self.tokens = tokens
         self.db = db
         self.backend = backend
         self.keys = key_manager
+        self.providers = providers or {}
         self.client = httpx.Client(base_url=url, timeout=30)
 
     def request(self, method: str, path: str, *, token: str = "admin", **kwargs: Any) -> httpx.Response:
@@ -94,6 +96,18 @@ class Api:
         """Poll until the load balancer reaches ``status`` (DELETED: 404)."""
         return wait_lb(self.client, lb_id, status, timeout, headers={"X-Auth-Token": self.tokens[token]})
 
+    @contextlib.contextmanager
+    def changes_held(self, seconds: float = 2.0) -> Iterator[None]:
+        """Changes dispatched in the block stay PENDING about ``seconds`` (the noop provider's
+        delay): a test that needs a change still pending does not race its completion."""
+        noop = self.providers["noop"]
+        assert isinstance(noop, NoopProvider)
+        before, noop.delay = noop.delay, seconds
+        try:
+            yield
+        finally:
+            noop.delay = before
+
     def create_lb(self, token: str = "admin", wait: bool = True, **fields: Any) -> dict:
         body = {"vip_subnet_id": "test-subnet", **fields}
         response = self.post("/lbaas/loadbalancers", {"loadbalancer": body}, token=token)
@@ -124,7 +138,8 @@ def start_api(db_url: str, tmp_dir: str, backend: str, extra: dict | None = None
     state = api_state(config, db, providers(db) if providers else None)
     server = api_server(state)
     server.start()
-    api = Api(f"http://127.0.0.1:{port}", tokens, state.services.db, backend, state.services.keys)
+    api = Api(f"http://127.0.0.1:{port}", tokens, state.services.db, backend, state.services.keys,
+              state.services.providers)
 
     def stop() -> None:
         server.stop()

@@ -5,6 +5,15 @@ An agent never reads the database.  A cast says "converge load balancer X"
 desired state now, converges its device to it and reports the revision it
 reached.  Duplicate, late or reordered casts therefore do no harm.
 
+The fast path: a cast may carry the desired state its change was made from
+(``wire.Converge.desired``).  The agent applies it without asking a server
+only when it is well formed, at the cast's revision, not a deletion, newer
+than any revision this agent began to apply and newer than what its device
+holds, which must hold the load balancer already; whenever in doubt
+(anything else, or the device does not answer) it fetches as above.  A stale
+cast therefore never moves a device backwards nor brings back a deleted load
+balancer.  Agents older than the field drop it (``messaging._accepted``).
+
 Contracts:
 
 - One host, one agent.  ``start`` registers with a server by an RPC call
@@ -100,6 +109,9 @@ class Agent:
         # those it converged for a dead peer.  Devices may be shared, so the
         # device's whole inventory is not ours to report.
         self._owned: set[str] = set()
+        # The highest revision this agent began to apply, per load balancer: a device may have
+        # taken part of it (or report the lowest of its members'), so older carried states wait.
+        self._tried: dict[str, int] = {}
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -260,19 +272,40 @@ class Agent:
         with self._locks_guard:
             return self._locks[lb_id]
 
-    def converge(self, loadbalancer_id: str, revision: int | None = None, request_id: str | None = None) -> None:
-        """Make the device match the server's desired state of one load balancer.  Log lines
-        and the status cast name ``request_id``, the API request that made the change."""
-        # Fetch under the lock: two converges of one load balancer must not
+    def converge(self, loadbalancer_id: str, revision: int | None = None, request_id: str | None = None,
+                 desired: wire.Present | None = None) -> None:
+        """Make the device match the desired state of one load balancer: the carried ``desired``
+        when it may be applied as it is (``_applicable``), else the server's, fetched now.  Log
+        lines and the status cast name ``request_id``, the API request that made the change."""
+        # Decide and fetch under the lock: two converges of one load balancer must not
         # apply an older desired state after a newer one.
         with request_ids.bound(request_id), self._lock(loadbalancer_id):
-            desired = self._call(wire.GetLoadBalancer(loadbalancer_id=loadbalancer_id))
-            LOG.info("load balancer %s revision %s: %s on agent %s", desired["id"], desired["revision"],
-                     "deleting" if desired["deleted"] else "converging", self.settings.host)
-            self._apply(desired)
+            carried = self._applicable(loadbalancer_id, revision, desired)
+            state = carried or self._call(wire.GetLoadBalancer(loadbalancer_id=loadbalancer_id))
+            LOG.info("load balancer %s revision %s: %s on agent %s (%s desired state)", state["id"],
+                     state["revision"], "deleting" if state["deleted"] else "converging", self.settings.host,
+                     "carried" if carried else "fetched")
+            self._apply(state)
+
+    def _applicable(self, lb_id: str, revision: int | None, desired: wire.Present | None) -> wire.Present | None:
+        """``desired`` if it may be applied without asking a server (see the module's
+        docstring); None when the agent is in doubt and fetches."""
+        if desired is None or revision is None or not well_formed(desired, lb_id, revision):
+            return None
+        if revision <= self._tried.get(lb_id, -1):
+            return None
+        try:
+            held = self.driver.list_loadbalancers().get(lb_id)
+        except DeviceError:
+            return None
+        return desired if held is not None and held < revision else None
 
     def _apply(self, desired: wire.DesiredState) -> None:
         lb_id, revision = desired["id"], desired["revision"]
+        if desired["deleted"]:
+            self._tried.pop(lb_id, None)
+        elif revision is not None:
+            self._tried[lb_id] = max(revision, self._tried.get(lb_id, revision))
         started = time.perf_counter()
         try:
             self._device_ready()
@@ -385,6 +418,14 @@ def needs_converge(entry: wire.Bound, held_revision: int | None) -> bool:
         if kind == c.ERROR_KIND_DEVICE:
             return True   # the device may hold it and have failed to say so: converge again
     return held_revision != entry["revision"]
+
+
+def well_formed(desired: object, lb_id: str, revision: int) -> bool:
+    """Whether a carried ``desired`` is a present load balancer's state, of ``lb_id`` at ``revision``,
+    with every key a ``wire.Present`` requires (a server of another version may send less)."""
+    return (isinstance(desired, dict) and wire.Present.__required_keys__ <= desired.keys()
+            and desired["id"] == lb_id and desired["revision"] == revision and desired["deleted"] is False
+            and isinstance(desired["listeners"], list) and isinstance(desired["pools"], list))
 
 
 def _backoff(largest: float) -> Iterator[float]:

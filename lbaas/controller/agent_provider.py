@@ -4,10 +4,20 @@
 bound one, else a live peer; a new load balancer is bound there and then);
 ``dispatch`` casts "converge X at revision R" to that agent's queue after
 the commit.
+
+The cast of an update also carries the desired state it was made from
+(``carried_state``), read after the commit, so that the agent need not ask
+a server for it: only when it names no certificate (private keys never sit
+in the durable agent queues) and its JSON is at most
+``CARRIED_STATE_MAX_BYTES``.  Creates and deletes are never carried: an
+agent applies a carried state only over an older revision its device holds
+(``lbaas.agent.service``), so a stale cast cannot bring back a deleted load
+balancer.  Failing to build it only costs the agent a fetch.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -18,8 +28,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
-from lbaas import metrics, wire
+from lbaas import keys, metrics, wire
 from lbaas.api import request_id
+from lbaas.controller.desired import desired_state
 from lbaas.controller.provider import Provider, Unsupported
 from lbaas.db import models as m
 from lbaas.db.session import Database
@@ -105,7 +116,8 @@ class AgentProvider(Provider):
                 target = self._route_now(lb_id)
             if target is not None:
                 # Sweeps and rebinds dispatch outside a request: no id then.
-                message = wire.Converge(loadbalancer_id=lb_id, revision=revision, request_id=request_id.current())
+                message = wire.Converge(loadbalancer_id=lb_id, revision=revision, request_id=request_id.current(),
+                                        desired=self._carried(lb_id, revision))
                 self.broker.cast(c.agent_queue(self.name, target), message.method, **message.args())
                 LOG.info("load balancer %s revision %s: converge sent to agent %s", lb_id, revision, target)
                 metrics.DISPATCHES.labels(self.name).inc()
@@ -117,3 +129,46 @@ class AgentProvider(Provider):
         with self.db.transaction() as session:
             lb = session.get(m.LoadBalancer, lb_id)
             return None if lb is None else self.route(session, lb)
+
+    def _carried(self, lb_id: str, revision: int) -> wire.Present | None:
+        """``carried_state``; None (the agent fetches) when building it fails."""
+        try:
+            return carried_state(self.db, lb_id, revision)
+        except Exception as exc:  # the cast still goes out: the agent asks a server instead
+            LOG.warning("load balancer %s revision %s: desired state not carried: %s", lb_id, revision, exc)
+            return None
+
+
+class NamesCertificate(Exception):
+    """The desired state being built names a certificate: it is not carried."""
+
+
+class _NoKeys(keys.KeyManager):
+    """Resolves nothing: building a desired state with it stops at the first certificate,
+    so key material is never even loaded for a cast."""
+
+    def certificate(self, ref: str, project_id: str) -> keys.Certificate:
+        raise NamesCertificate()
+
+    def ca_certificates(self, ref: str, project_id: str) -> str:
+        raise NamesCertificate()
+
+    def crl(self, ref: str, project_id: str) -> str:
+        raise NamesCertificate()
+
+
+def carried_state(db: Database, lb_id: str, revision: int) -> wire.Present | None:
+    """The desired state the cast of the change at ``revision`` carries, or None (the agent
+    fetches it): only an update's (a create's would not be used: no device holds the load
+    balancer yet), still at ``revision``, naming no certificate, at most
+    ``CARRIED_STATE_MAX_BYTES`` of JSON."""
+    if revision == c.FIRST_REVISION:
+        return None  # a create: decided without reading anything
+    with db.reading() as session:
+        try:
+            desired = desired_state(session, lb_id, _NoKeys())
+        except NamesCertificate:
+            return None
+    if desired["deleted"] is True or desired["revision"] != revision:
+        return None  # a delete, or a newer change that makes its own cast
+    return None if len(json.dumps(desired).encode()) > c.CARRIED_STATE_MAX_BYTES else desired

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from lbaas import constants as c
@@ -40,6 +40,12 @@ HOST_TAKEN = ("another agent is already serving host {host} in environment {env}
               "started at {started:%Y-%m-%d %H:%M:%S} UTC); give this agent another [agent] host")
 DISPLACED = ("agent instance {instance} no longer serves host {host} in environment {env}: "
              "{owner} took it over")
+LOADBALANCERS, LISTENERS, AGENTS = (lifecycle.table(model) for model in (m.LoadBalancer, m.Listener, m.Agent))
+# Agent attributes whose column has another name.
+AGENT_COLUMNS = {"group": "environment_group"}
+# Built once, not per call: the hot handlers' statements.
+_LISTENER_STATS = (update(LISTENERS).where(LISTENERS.c.id == bindparam("listener_id"))
+                   .values(stats=bindparam("new_stats", type_=LISTENERS.c.stats.type)))
 
 
 class ControllerHandlers:
@@ -71,6 +77,8 @@ class ControllerHandlers:
                                   "capacity_score": capacity_score,
                                   "device_up": configurations.get("device_state") != c.DEVICE_STATE_DOWN}
         with self.db.transaction() as session:
+            if not start_flag and self._beat(session, host, environment, instance_id, values):
+                return ACCEPTED
             agent = session.scalars(select(m.Agent).where(m.Agent.environment == environment,
                                                           m.Agent.host == host).with_for_update()).first()
             if agent is None:
@@ -89,6 +97,19 @@ class ControllerHandlers:
             _log_device_change(agent, values["device_up"], configurations)
             session.execute(update(m.Agent).where(m.Agent.id == agent.id).values(**values))
         return ACCEPTED
+
+    @staticmethod
+    def _beat(session: Session, host: str, environment: str, instance_id: str | None,
+              values: dict[str, Any]) -> bool:
+        """A heartbeat as one test-and-set UPDATE: true when the row is this instance's
+        (or the agent predates instance ids) and its device did not change state, the
+        common case; otherwise the caller reads the row and decides (refusal, log line)."""
+        where = [AGENTS.c.environment == environment, AGENTS.c.host == host,
+                 AGENTS.c.device_up == values["device_up"]]
+        if instance_id is not None:
+            where.append(AGENTS.c.instance_id == instance_id)
+        columns = {AGENT_COLUMNS.get(name, name): value for name, value in values.items()}
+        return affected(session.execute(update(AGENTS).where(*where).values(columns))) == 1
 
     def _start_refusal(self, session: Session, agent: m.Agent, instance_id: str | None) -> str | None:
         """Why a starting instance may not have ``agent``'s row; None when it may."""
@@ -169,17 +190,31 @@ class ControllerHandlers:
     def update_stats(self, loadbalancer_id: str, stats: wire.Counters,
                      listener_stats: dict[str, wire.Counters] | None = None,
                      operating: wire.OperatingReport | None = None) -> None:
+        """Counters and operating statuses: only what differs from the stored values is
+        written, so a report that changes nothing costs two reads (or one)."""
         with self.db.transaction() as session:
-            lb = session.get(m.LoadBalancer, loadbalancer_id, with_for_update=True)
+            lb = lifecycle.lock(session, loadbalancer_id, with_stats=True)
             if lb is None:
                 return
-            lb.stats = dict(stats)  # the JSON column holds a plain dict
-            for listener_id, values in (listener_stats or {}).items():
-                session.execute(update(m.Listener).where(m.Listener.id == listener_id,
-                                                         m.Listener.load_balancer_id == lb.id)
-                                .values(stats=values))
-            if operating and lb.provisioning_status not in c.PENDING_STATUSES:
-                lifecycle.apply_operating(session, lb, operating)
+            changed = {"stats": dict(stats)} if dict(stats) != lb.stats else {}  # the JSON column: a plain dict
+            operating = operating if lb.provisioning_status not in c.PENDING_STATUSES else None
+            if listener_stats or operating:
+                children = lifecycle.read_children(session, lb.id, with_stats=True)
+                _write_listener_stats(session, children[m.Listener], listener_stats or {})
+                if operating:
+                    lifecycle.apply_operating(session, lb, operating, children, lb_values=changed)
+                    return
+            if changed:
+                session.execute(update(LOADBALANCERS).where(LOADBALANCERS.c.id == lb.id).values(changed))
+
+
+def _write_listener_stats(session: Session, listeners: list[lifecycle.Child],
+                          reported: dict[str, wire.Counters]) -> None:
+    """The counters of this load balancer's listeners that changed, in one executemany."""
+    changed = [{"listener_id": row.id, "new_stats": dict(reported[row.id])} for row in listeners
+               if row.id in reported and dict(reported[row.id]) != row.stats]
+    if changed:
+        session.execute(_LISTENER_STATS, changed)
 
 
 def _log_device_change(agent: m.Agent, device_up: bool, configurations: wire.Configurations) -> None:

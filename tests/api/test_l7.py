@@ -188,7 +188,8 @@ def test_validation_against_other_objects(api: Api) -> None:
 
 def test_change_while_pending_is_409(api: Api) -> None:
     lb_id, listener_id, _web, _api = _graph(api)
-    first = api.post("/lbaas/l7policies", {"l7policy": {"listener_id": listener_id, "action": "REJECT"}})
+    with api.changes_held():
+        first = api.post("/lbaas/l7policies", {"l7policy": {"listener_id": listener_id, "action": "REJECT"}})
     assert first.status_code == 201 and first.json()["l7policy"]["provisioning_status"] == "PENDING_CREATE"
     second = api.post("/lbaas/l7policies", {"l7policy": {"listener_id": listener_id, "action": "REJECT"}})
     _fault(second, 409, "immutable")

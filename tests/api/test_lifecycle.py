@@ -102,7 +102,8 @@ def test_step_by_step_graph_and_child_lifecycle(api: Api) -> None:
 
 
 def test_change_while_pending_is_409_and_writes_nothing(api: Api) -> None:
-    lb = api.create_lb(wait=False, name="busy")
+    with api.changes_held():
+        lb = api.create_lb(wait=False, name="busy")
     response = api.put(f"/lbaas/loadbalancers/{lb['id']}", {"loadbalancer": {"name": "renamed"}})
     assert response.status_code == 409, dump(response)
     assert "immutable" in response.json()["faultstring"]
@@ -121,10 +122,11 @@ def test_two_concurrent_updates_exactly_one_wins(api: Api) -> None:
                                  {"loadbalancer": {"name": name}}).status_code)
 
         threads = [threading.Thread(target=update, args=(f"n{i}",)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        with api.changes_held():  # the loser must find the winner's change still pending
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
         assert sorted(codes) == [200, 409], codes
         final = api.wait_lb(lb["id"])
         assert final["name"] in ("n0", "n1")
