@@ -86,6 +86,8 @@ class DeviceConfig:
 
 def server(config: DeviceConfig, timeout: float | None = None, **options: Any) -> HttpServer:
     """The part that serves the device API (HAProxy processes outlive its stop)."""
+    # Agents keep connections open between requests: a stop waits for them 5 s at most.
+    options.setdefault("timeout_graceful_shutdown", 5)
     return HttpServer("device service", create_app(config), config.bind_host, config.bind_port, timeout,
                       ssl_certfile=config.tls_cert, ssl_keyfile=config.tls_key, **options)
 
