@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from lbaas.config import Config
 
 __all__ = ["Broker", "CallTimeout", "broker_for", "Consumer", "Handler", "QueuePolicy", "RemoteError", "Requeue",
-           "node_urls", "safe_url"]
+           "node_urls", "safe_url", "stop_all"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ _MEMORY_POLL = 0.01     # s between polls of the in-memory transport (it cannot 
 _BACKOFF = (0.5, 10.0)  # first and largest reconnect/retry delay, s
 _STABLE = 10.0          # s a connection must have lived for the backoff to start over
 _SERVE_WAIT = 5.0       # s serve() waits for the first consume before returning anyway
+_WAKE = object()        # put in a consumer's inbox to end its worker's wait at once
 _HOLD = 60.0            # s a handler failing on transient errors keeps its message before requeueing it
 # The in-memory transport creates queues and exchanges with unlocked
 # check-then-set; two threads declaring the same one could lose messages.
@@ -332,11 +333,16 @@ class Consumer(_Session):
         self._worker.start()
         self.thread.start()
 
+    def request_stop(self, timeout: float = 5.0) -> None:
+        """Ask the threads to stop, without waiting (``stop`` waits)."""
+        self._grace = timeout
+        self.stopping.set()
+        self._inbox.put(_WAKE)  # the worker need not wait out its poll
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop consuming; waits up to about ``timeout`` for a running handler.
         Unhandled prefetched messages go back to the queue. Idempotent."""
-        self._grace = timeout
-        self.stopping.set()
+        self.request_stop(timeout)
         if self.thread.is_alive():
             self.thread.join(timeout + 1.0)
         if self.thread.is_alive():
@@ -387,7 +393,7 @@ class Consumer(_Session):
     def _clear_inbox(self, channel: Any) -> None:
         # The in-memory transport drops unacked messages on close: hand them back.
         for message in _drain(self._inbox):
-            if channel is not None and message.channel is channel:
+            if message is not _WAKE and channel is not None and message.channel is channel:
                 message.reject(requeue=True)
 
     def _on_decode_error(self, message: Any, exc: Exception) -> None:
@@ -399,6 +405,8 @@ class Consumer(_Session):
             try:
                 message = self._inbox.get(timeout=_IDLE_POLL)
             except Empty:
+                continue
+            if message is _WAKE:
                 continue
             try:
                 requeue = self._handle(message)
@@ -570,10 +578,10 @@ class Broker:
             self._closed = True
             consumers, self._consumers = self._consumers, []
             listener, self._listener = self._listener, None
-        for consumer in consumers:
-            consumer.stop()
         if listener is not None:
             listener.stopping.set()
+        stop_all(consumers)
+        if listener is not None:
             listener.thread.join(5.0)
         self._pool.clear(close=True)
 
@@ -662,6 +670,14 @@ class Broker:
                                     content_type="application/json", content_encoding="utf-8",
                                     declare=declare, timeout=wait, confirm_timeout=wait,
                                     **properties)
+
+
+def stop_all(consumers: Sequence[Consumer]) -> None:
+    """Stop ``consumers`` together: each waits out at most one poll, not one after another."""
+    for consumer in consumers:
+        consumer.request_stop()
+    for consumer in consumers:
+        consumer.stop()
 
 
 def broker_for(config: Config, transient: tuple[type[BaseException], ...] = ()) -> Broker:

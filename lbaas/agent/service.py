@@ -50,7 +50,7 @@ from lbaas import metrics, wire
 from lbaas.agent.health import DeviceHealth
 from lbaas.api import request_id as request_ids
 from lbaas.agent.drivers.base import DeviceDriver, DeviceError, DeviceNotReady, DeviceRejected
-from lbaas.messaging import Broker, CallTimeout, RemoteError
+from lbaas.messaging import Broker, CallTimeout, RemoteError, stop_all
 from lbaas.runtime import JobLog, Timer
 
 LOG = logging.getLogger(__name__)
@@ -146,12 +146,12 @@ class Agent:
                                              instance_id=self.instance_id))
             except Exception as exc:  # the row then frees itself after agent_down_time
                 LOG.warning("could not tell a server that agent %s stopped: %s", self.settings.host, exc)
+        self.driver.close()  # a device service's stop would otherwise wait on our idle connections
         LOG.info("agent %s stopped", self.settings.host)
 
     def _stop_consumers(self) -> None:
         consumers, self._consumers = self._consumers, []
-        for consumer in consumers:
-            consumer.stop()
+        stop_all(consumers)
 
     def _make_timers(self, s: AgentSettings) -> dict[str, Timer]:
         """The periodic jobs, in start order; each ends when the agent stops.  The device

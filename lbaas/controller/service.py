@@ -16,7 +16,7 @@ from lbaas.controller.handlers import ControllerHandlers
 from lbaas.controller.provider import NoopProvider, Provider
 from lbaas.controller.sweeps import Sweeper
 from lbaas.db.session import Database
-from lbaas.messaging import Broker, Consumer, broker_for
+from lbaas.messaging import Broker, Consumer, broker_for, stop_all
 from lbaas.scheduler import Scheduler
 
 
@@ -51,8 +51,7 @@ class Controller:
 
     def stop(self) -> None:
         self.sweeper.stop()
-        for consumer in self.consumers:
-            consumer.stop()
+        stop_all(self.consumers)
         for provider in self.providers.values():
             provider.stop()
         self.broker.close()

@@ -90,6 +90,9 @@ class DeviceDriver(abc.ABC):
         """How full the device(s) are: 0.0 empty, 1.0 or more full."""
         return 0.0
 
+    def close(self) -> None:
+        """Let go of connections to the device(s); the agent is stopping. Must not raise."""
+
     def probe(self) -> wire.Probe:
         """A cheap check that every device answers, with a short timeout: how many load
         balancers the device(s) hold and how full they are. Raises ``DeviceError``."""
