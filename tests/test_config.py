@@ -99,7 +99,7 @@ VALUE_CASES = {
     "zero report interval": ("agent", "[agent]\nreport_interval = 0\n", "[agent] report_interval", "above 0"),
     "negative watchdog": ("device", "[device]\ntoken = t\ncheck_interval = -1\n", "check_interval", "at least 0"),
     "zero device timeout": ("agent", "[device]\ntimeout = 0\n", "[device] timeout", "above 0"),
-    "zero pool size": ("server", "[database]\npool_size = 0\n", "[database] pool_size", "at least 1"),
+    "negative pool size": ("server", "[database]\npool_size = -1\n", "[database] pool_size", "at least 0"),
     "zero api workers": ("server", "[api]\nworkers = 0\n", "[api] workers", "at least 1"),
     "negative controller workers": ("server", "[controller]\nworkers = -2\n", "[controller] workers", "at least 1"),
     "zero agent workers": ("agent", "[agent]\nworkers = 0\n", "[agent] workers", "at least 1"),

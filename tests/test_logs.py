@@ -69,7 +69,8 @@ def test_the_request_id_follows_the_change_to_the_agent_and_back(plane: Plane, j
     found = wait_for(lambda: [e for e in about_the_change() if e["message"].startswith("status of")] and
                      about_the_change(), 5, 0.05, "the status line")
     by_logger = {(entry["logger"], entry["message"]) for entry in found}
-    assert ("lbaas.agent.service", f"load balancer {lb_id} revision 1: converging on agent a1") in by_logger
+    assert ("lbaas.agent.service",  # a create's desired state is always fetched, never carried
+            f"load balancer {lb_id} revision 1: converging on agent a1 (fetched desired state)") in by_logger
     assert ("lbaas.agent.service", f"load balancer {lb_id} revision 1: converged") in by_logger
     assert ("lbaas.controller.handlers", f"status of load balancer {lb_id} at revision 1: active") in by_logger
     assert any(entry["logger"] == "lbaas.access" for entry in found)
