@@ -790,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also profile 20 clients under py-spy (2 x 30 s)")
     parser.add_argument("--budget", action="store_true", help=f"write {BUDGET.relative_to(ROOT)} from this run")
     parser.add_argument("--check", action="store_true",
-                        help=f"fail (exit 1) when a figure rises more than {TOLERANCE:.0%} over {BUDGET.name}")
+                        help=f"fail (exit 1) when a figure rises more than {TOLERANCE * 100:.0f}%% over {BUDGET.name}")
     parser.add_argument("--transport", action="append", choices=("rabbit", "memory"),
                         help="in-process transports (default both)")
     args = parser.parse_args(argv)

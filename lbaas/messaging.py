@@ -26,7 +26,6 @@ import contextlib
 import functools
 import inspect
 import itertools
-import json
 import logging
 import re
 import threading
@@ -38,6 +37,7 @@ from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from kombu.exceptions import OperationalError
@@ -146,10 +146,15 @@ def _error(exc_type: str, message: str) -> dict[str, Any]:
     return {"error": {"type": exc_type, "message": message}}
 
 
+def _request(method: str, args: dict[str, Any]) -> bytes:
+    """A request body: JSON by orjson (about 10x the standard library's speed both ways)."""
+    return orjson.dumps({"method": method, "args": args})
+
+
 def _parse_request(body: bytes | str) -> tuple[str, dict[str, Any]] | None:
     """``(method, args)`` of a request body, or None if it is malformed."""
     try:
-        request = json.loads(body)
+        request = orjson.loads(body)
     except (TypeError, ValueError):
         return None
     if not isinstance(request, dict):
@@ -163,7 +168,7 @@ def _parse_request(body: bytes | str) -> tuple[str, dict[str, Any]] | None:
 def _unpack_reply(body: bytes | str) -> Any:
     """The result carried by a reply body; raises RemoteError for an error reply."""
     try:
-        reply = json.loads(body)
+        reply = orjson.loads(body)
         if "result" in reply:
             return reply["result"]
         error = reply["error"]
@@ -245,6 +250,12 @@ class _Session:
     def session(self, conn: Connection) -> None:
         raise NotImplementedError
 
+    @property
+    def idle_poll(self) -> float:
+        """How long the loop blocks when idle. The in-memory transport cannot block (it polls
+        every _MEMORY_POLL anyway), so there a long wait would only slow stops down."""
+        return _POLL if self.broker._memory else _IDLE_POLL
+
     def _run(self) -> None:
         delays = _backoff()
         while not self.stopping.is_set():
@@ -295,7 +306,7 @@ class _ReplyListener(_Session):
         self.ready.set()
         try:
             while not self.stopping.is_set():
-                _poll(conn, _IDLE_POLL)
+                _poll(conn, self.idle_poll)
             queue(channel).delete()  # the in-memory transport never auto-deletes
         finally:
             self.ready.clear()
@@ -367,7 +378,7 @@ class Consumer(_Session):
         try:
             while not self.stopping.is_set():
                 self._settle(channel)
-                _poll(conn, _POLL if self._unsettled else _IDLE_POLL)
+                _poll(conn, _POLL if self._unsettled else self.idle_poll)
         except Exception:
             self._clear_inbox(None)  # the broker redelivers what this channel held
             raise
@@ -518,7 +529,7 @@ class Broker:
         unreachable for ``retry_timeout`` s, TypeError if ``args`` are not JSON.
         """
         self._check_open()
-        self._publish(self._exchange, queue, {"method": method, "args": args},
+        self._publish(self._exchange, queue, _request(method, args),
                       declare=[*self._support_queues(), self._queue(queue)], delivery_mode=2,
                       deadline=time.monotonic() + self._retry_timeout)
 
@@ -537,7 +548,7 @@ class Broker:
         try:
             if not listener.ready.wait(timeout):
                 raise TimeoutError
-            self._publish(self._exchange, queue, {"method": method, "args": args},
+            self._publish(self._exchange, queue, _request(method, args),
                           declare=[*self._support_queues(), self._queue(queue)], delivery_mode=1,
                           deadline=deadline,
                           reply_to=listener.queue_name, correlation_id=correlation_id,
@@ -622,21 +633,20 @@ class Broker:
     def _reply(self, reply_to: str, correlation_id: str | None, reply: dict[str, Any]) -> None:
         """Publish ``reply`` to a caller. Must not raise: the caller times out instead."""
         try:
-            json.dumps(reply)
-        except (TypeError, ValueError) as exc:
-            reply = _error("TypeError", f"result is not JSON-serialisable: {exc}")
+            body = orjson.dumps(reply)
+        except TypeError as exc:  # orjson's encode error is one
+            body = orjson.dumps(_error("TypeError", f"result is not JSON-serialisable: {exc}"))
         try:
-            self._publish(self._reply_exchange, reply_to, reply, declare=[self._reply_exchange],
+            self._publish(self._reply_exchange, reply_to, body, declare=[self._reply_exchange],
                           delivery_mode=1, deadline=time.monotonic() + self._retry_timeout,
                           correlation_id=correlation_id)
         except Exception:
             log.exception("cannot send reply to %s", reply_to)
 
-    def _publish(self, exchange: Exchange, routing_key: str, payload: dict[str, Any], *,
+    def _publish(self, exchange: Exchange, routing_key: str, body: bytes, *,
                  deadline: float, declare: list[Any], **properties: Any) -> None:
-        """Publish one message, retrying with backoff on connection loss until
+        """Publish one JSON ``body``, retrying with backoff on connection loss until
         ``deadline``, then raising OperationalError."""
-        body = json.dumps(payload)
         delays = itertools.chain([0.0], _backoff())  # a stale pooled connection: retry at once
         while True:
             conn = self._pool.acquire()
@@ -662,7 +672,7 @@ class Broker:
                 return
 
     def _publish_once(self, conn: _NodeConnection, exchange: Exchange, routing_key: str,
-                      body: str, deadline: float, declare: list[Any], properties: dict[str, Any]) -> None:
+                      body: bytes, deadline: float, declare: list[Any], properties: dict[str, Any]) -> None:
         conn.ensure_connection(max_retries=0)
         wait = max(deadline - time.monotonic(), 0.1)
         with self._declaring():

@@ -8,11 +8,11 @@ control plane in one process (SQLite, the in-memory broker, a noop device).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import update
 
@@ -101,7 +101,7 @@ def test_an_update_without_certificates_is_carried_up_to_the_limit(traced: Trace
     assert carried is not None and carried["name"] == "renamed" and carried["revision"] == revision
     assert len(carried["pools"][0]["members"]) == 2
     assert carried == traced.casts[-1]["desired"]   # what the cast of the rename held
-    size = len(json.dumps(carried).encode())
+    size = len(orjson.dumps(carried))  # the size as sent: compact JSON
     monkeypatch.setattr(c, "CARRIED_STATE_MAX_BYTES", size)
     assert carried_state(traced.db, lb_id, revision) == carried
     monkeypatch.setattr(c, "CARRIED_STATE_MAX_BYTES", size - 1)

@@ -17,13 +17,13 @@ balancer.  Failing to build it only costs the agent a fetch.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -171,4 +171,4 @@ def carried_state(db: Database, lb_id: str, revision: int) -> wire.Present | Non
             return None
     if desired["deleted"] is True or desired["revision"] != revision:
         return None  # a delete, or a newer change that makes its own cast
-    return None if len(json.dumps(desired).encode()) > c.CARRIED_STATE_MAX_BYTES else desired
+    return None if len(orjson.dumps(desired)) > c.CARRIED_STATE_MAX_BYTES else desired

@@ -29,6 +29,17 @@ OPENSTACK = str(Path(sys.executable).with_name("openstack"))
 WAIT = {"interval": 0.05, "wait": 30}
 # Never let a proxy from the environment see this traffic: it is all local.
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+CLI_POLLS = Path(__file__).parent.parent / "cli_polls"   # its sitecustomize shortens --wait's polls
+
+
+def cli_env(home: Path, config: Path) -> dict[str, str]:
+    """The environment of an ``openstack`` CLI run: nothing but ``config`` (a clouds.yaml),
+    no proxy, and polls of ``--wait`` shortened (tests/cli_polls/sitecustomize.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k not in PROXY_VARS}
+    env.update({"OS_CLIENT_CONFIG_FILE": str(config), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+                "PYTHONPATH": str(CLI_POLLS)})
+    return env
 
 
 @pytest.fixture(scope="module")
@@ -166,11 +177,7 @@ class Cli:
     def __init__(self, home: Path, url: str, token: str) -> None:
         config = home / "clouds.yaml"
         config.write_text(clouds_yaml(url, token), encoding="utf-8")
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith("OS_") and k not in PROXY_VARS}
-        self.env.update({"OS_CLIENT_CONFIG_FILE": str(config), "HOME": str(home),
-                         "XDG_CONFIG_HOME": str(home / ".config"),
-                         "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+        self.env = cli_env(home, config)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([OPENSTACK, "--os-cloud", CLOUD, "loadbalancer", *args], env=self.env,

@@ -24,7 +24,7 @@ import yaml
 
 from lbaas.api.policy import REFUSED
 from lbaas.testing.keystone import ADMIN_PASSWORD, Keystone
-from tests.api.test_clients import OPENSTACK, PROXY_VARS
+from tests.api.test_clients import OPENSTACK, PROXY_VARS, cli_env
 from tests.conftest import Api, start_api
 
 TOKEN_LIFETIME = 15  # seconds: short, so that the expiry test waits little
@@ -68,10 +68,8 @@ def home(keystone: Keystone, server: tuple[Api, str], tmp_path: Path) -> Path:
 
 
 def openstack_cli(home: Path, user: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k not in PROXY_VARS}
-    env.update({"OS_CLIENT_CONFIG_FILE": str(home / "clouds.yaml"), "HOME": str(home),
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
-    return subprocess.run([OPENSTACK, "--os-cloud", user, "loadbalancer", *args], env=env,
+    return subprocess.run([OPENSTACK, "--os-cloud", user, "loadbalancer", *args],
+                          env=cli_env(home, home / "clouds.yaml"),
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -5,7 +5,6 @@ say, a certificate container of PEM parts, and both resolving as listener certif
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from lbaas import allinone
 from lbaas import config as cfg
 from lbaas.keys.local import LocalKeyManager, LocalStore
 from lbaas.testing import certs
-from tests.api.test_clients import OPENSTACK, PROXY_VARS
+from tests.api.test_clients import OPENSTACK, cli_env
 from tests.conftest import TEST_ENCRYPTION_KEY, Api, start_api
 
 CA = certs.make_ca("CLI CA")
@@ -44,9 +43,7 @@ def run(home: Path, url: str, token: str, command: str, output: str = "-f json")
     the JSON it printed (or the text, when ``output`` is not JSON)."""
     config = home / "clouds.yaml"
     config.write_text(clouds_yaml(url, token), encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_") and k not in PROXY_VARS}
-    env.update({"OS_CLIENT_CONFIG_FILE": str(config), "HOME": str(home), "NO_PROXY": "127.0.0.1",
-                "no_proxy": "127.0.0.1", "OPENSTACK": OPENSTACK})
+    env = {**cli_env(home, config), "OPENSTACK": OPENSTACK}
     done = subprocess.run(["bash", "-c", f'"$OPENSTACK" --os-cloud cli {command} {output}'], cwd=home, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, f"openstack {command}:\n{done.stderr}"
