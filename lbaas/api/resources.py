@@ -3,7 +3,8 @@
 Listing follows Octavia: ``limit``/``marker``/``page_reverse`` keyset
 pagination, ``sort`` or ``sort_key``/``sort_dir``, ``fields``, a filter on
 any attribute, tag filters, and ``<plural>_links``.  Every page is one
-indexed query plus one query per relation, whatever the table size.
+indexed query plus one query per relation, whatever the table size; one
+object (``read_document``) is one statement of index lookups.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import CompoundSelect, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from lbaas.api import views
@@ -31,11 +32,16 @@ class Kind:
     label: str           # in messages: "Load Balancer"
     model: Any
     view: Callable[[Any, dict], dict]
-    related: Callable[[Session, list[str]], views.Related]
+    relations: tuple[views.Relation, ...]
     quota: str           # column of the quota table
+    # GET of one object: its row and relations in one statement, built once.
+    one: CompoundSelect[Any] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "one", views.one_statement(self.model, self.relations))
 
     def render(self, session: Session, objs: list[Any]) -> list[dict[str, Any]]:
-        return views.render(session, objs, self.view, self.related)
+        return views.render(session, objs, self.view, self.relations)
 
     def render_one(self, session: Session, obj: Any) -> dict[str, Any]:
         return self.render(session, [obj])[0]
@@ -47,16 +53,16 @@ class Kind:
 
 
 LOADBALANCER = Kind("loadbalancer", "loadbalancers", "Load Balancer", m.LoadBalancer,
-                    views.loadbalancer, views.related_loadbalancers, "load_balancer")
+                    views.loadbalancer, views.LOADBALANCER_RELATIONS, "load_balancer")
 LISTENER = Kind("listener", "listeners", "Listener", m.Listener,
-                views.listener, views.related_listeners, "listener")
-POOL = Kind("pool", "pools", "Pool", m.Pool, views.pool, views.related_pools, "pool")
-MEMBER = Kind("member", "members", "Member", m.Member, views.member, views.related_tags_only, "member")
+                views.listener, views.LISTENER_RELATIONS, "listener")
+POOL = Kind("pool", "pools", "Pool", m.Pool, views.pool, views.POOL_RELATIONS, "pool")
+MEMBER = Kind("member", "members", "Member", m.Member, views.member, views.TAGS_ONLY, "member")
 HEALTHMONITOR = Kind("healthmonitor", "healthmonitors", "Health Monitor", m.HealthMonitor,
-                     views.healthmonitor, views.related_tags_only, "health_monitor")
+                     views.healthmonitor, views.TAGS_ONLY, "health_monitor")
 L7POLICY = Kind("l7policy", "l7policies", "L7 Policy", m.L7Policy, views.l7policy,
-                views.related_l7policies, "l7policy")
-L7RULE = Kind("rule", "rules", "L7 Rule", m.L7Rule, views.l7rule, views.related_tags_only, "l7rule")
+                views.L7POLICY_RELATIONS, "l7policy")
+L7RULE = Kind("rule", "rules", "L7 Rule", m.L7Rule, views.l7rule, views.TAGS_ONLY, "l7rule")
 
 # Attribute names in the API that are not plain columns of the same name.
 ALIASES = {"tenant_id": "project_id", "loadbalancer_id": "load_balancer_id"}
@@ -68,17 +74,33 @@ PAGING_KEYS = {"limit", "marker", "page_reverse", "sort", "sort_key", "sort_dir"
 
 def get(session: Session, kind: Kind, ident: str, ctx: Context, *, lock: bool = False) -> Any:
     """The object, or NotFound (also when it belongs to a project the caller may not see)."""
-    obj = session.get(kind.model, ident, with_for_update=lock)
-    project = ctx.visible_project(kind.rules)
-    if obj is None or (project is not None and obj.project_id != project):
-        raise NotFound(kind.label, ident)
-    return obj
+    return _visible(kind, ident, ctx, session.get(kind.model, ident, with_for_update=lock))
 
 
 def readable(session: Session, kind: Kind, ident: str, ctx: Context, action: str = "get_one") -> Any:
     """A visible object the policy lets the caller read (``<kind>:<action>``)."""
     obj = get(session, kind, ident, ctx)
     ctx.authorize(f"{kind.rules}:{action}", obj.project_id)
+    return obj
+
+
+def read_document(session: Session, kind: Kind, ident: str, ctx: Context,
+                  scope: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``GET /lbaas/<plural>/{id}``'s document: the object ``readable`` lets the caller
+    read, rendered as ``render_one`` renders it, but from one statement of Core rows;
+    ``scope``: columns the object must match (a member's pool_id), else NotFound."""
+    row, related = views.read_one(session, kind.one, kind.relations, ident)
+    if row is not None and any(getattr(row, key) != value for key, value in (scope or {}).items()):
+        row = None
+    ctx.authorize(f"{kind.rules}:get_one", _visible(kind, ident, ctx, row).project_id)
+    return kind.view(row, related)
+
+
+def _visible(kind: Kind, ident: str, ctx: Context, obj: Any) -> Any:
+    """``obj`` (a row of ``kind`` or None) if the caller may see it, else NotFound."""
+    project = ctx.visible_project(kind.rules)
+    if obj is None or (project is not None and obj.project_id != project):
+        raise NotFound(kind.label, ident)
     return obj
 
 

@@ -1,21 +1,28 @@
 """Rows to Octavia v2 documents.
 
-Related ids (a load balancer's listeners, a pool's members, tags) are
-fetched once per page with ``IN`` queries, never once per row.
+A document lists ids of related rows (a load balancer's listeners, a pool's
+members, tags): each kind declares them once as ``Relation``s.  A page
+fetches each relation once with an ``IN`` query, never once per row
+(``related``); a single object comes with all of them in one statement,
+built once per kind (``one_statement``, ``read_one``), as Core rows.  The
+renderers take ORM objects and Core rows alike (``Record``: the columns as
+attributes).
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (BindParameter, CompoundSelect, DateTime, Integer, String, bindparam, cast,
+                        literal_column, null, select, union_all)
 from sqlalchemy.orm import Session
 
 from lbaas.db import models as m
-from lbaas.db.graph import Graph
+from lbaas.db.graph import Graph, Record
 
 Related = dict[str, dict[str, Any]]
 
@@ -44,7 +51,7 @@ def _ids(values: Sequence[str]) -> list[dict[str, str]]:
     return [{"id": value} for value in values]
 
 
-def loadbalancer(lb: m.LoadBalancer, related: dict[str, Any]) -> dict[str, Any]:
+def loadbalancer(lb: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(lb, related)
     doc.update({
         "vip_address": lb.vip_address,
@@ -65,7 +72,7 @@ def loadbalancer(lb: m.LoadBalancer, related: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def listener(obj: m.Listener, related: dict[str, Any]) -> dict[str, Any]:
+def listener(obj: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(obj, related)
     doc.update({
         "protocol": obj.protocol,
@@ -95,7 +102,7 @@ def listener(obj: m.Listener, related: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def pool(obj: m.Pool, related: dict[str, Any]) -> dict[str, Any]:
+def pool(obj: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(obj, related)
     doc.update({
         "protocol": obj.protocol,
@@ -116,7 +123,7 @@ def pool(obj: m.Pool, related: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def member(obj: m.Member, related: dict[str, Any]) -> dict[str, Any]:
+def member(obj: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(obj, related)
     doc.pop("description")
     doc.update({
@@ -132,7 +139,7 @@ def member(obj: m.Member, related: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def healthmonitor(obj: m.HealthMonitor, related: dict[str, Any]) -> dict[str, Any]:
+def healthmonitor(obj: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(obj, related)
     doc.pop("description")
     doc.update({
@@ -151,7 +158,7 @@ def healthmonitor(obj: m.HealthMonitor, related: dict[str, Any]) -> dict[str, An
     return doc
 
 
-def l7policy(obj: m.L7Policy, related: dict[str, Any]) -> dict[str, Any]:
+def l7policy(obj: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(obj, related)
     doc.update({
         "listener_id": obj.listener_id,
@@ -166,7 +173,7 @@ def l7policy(obj: m.L7Policy, related: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def l7rule(obj: m.L7Rule, related: dict[str, Any]) -> dict[str, Any]:
+def l7rule(obj: Record, related: dict[str, Any]) -> dict[str, Any]:
     doc = _base(obj, related)
     for unused in ("name", "description"):  # rules have neither, as in Octavia
         doc.pop(unused)
@@ -189,7 +196,46 @@ def stats(raw: dict | None) -> dict[str, int]:
     return {key: int(raw.get(key, 0)) for key in STAT_KEYS}
 
 
-# --- related ids, one query per relation per page -----------------------------
+# --- related ids: one query per relation per page, one statement per object ----
+
+@dataclasses.dataclass(frozen=True)
+class Relation:
+    """Values a document lists from another table: ``value`` of the rows whose ``parent``
+    is the object, ordered by (``position``, ``created``, ``value``), the columns given;
+    ``single``: at most one row (a pool's monitor), listed as its value or None."""
+
+    name: str           # the key in Related
+    parent: Any
+    value: Any
+    position: Any = None
+    created: Any = None
+    single: bool = False
+
+    @property
+    def order(self) -> list[Any]:
+        return [col for col in (self.position, self.created, self.value) if col is not None]
+
+    def listed(self, values: list[Any]) -> Any:
+        return (values[0] if values else None) if self.single else values
+
+
+TAGS = Relation("tags", m.Tag.resource_id, m.Tag.tag)
+LOADBALANCER_RELATIONS = (
+    TAGS,
+    Relation("listeners", m.Listener.load_balancer_id, m.Listener.id, created=m.Listener.created_at),
+    Relation("pools", m.Pool.load_balancer_id, m.Pool.id, created=m.Pool.created_at))
+LISTENER_RELATIONS = (
+    TAGS,
+    Relation("l7policies", m.L7Policy.listener_id, m.L7Policy.id, position=m.L7Policy.position,
+             created=m.L7Policy.created_at))
+POOL_RELATIONS = (
+    TAGS,
+    Relation("listeners", m.Listener.default_pool_id, m.Listener.id, created=m.Listener.created_at),
+    Relation("members", m.Member.pool_id, m.Member.id, created=m.Member.created_at),
+    Relation("healthmonitor_id", m.HealthMonitor.pool_id, m.HealthMonitor.id, single=True))
+L7POLICY_RELATIONS = (TAGS, Relation("rules", m.L7Rule.l7policy_id, m.L7Rule.id, created=m.L7Rule.created_at))
+TAGS_ONLY = (TAGS,)
+
 
 def _grouped(session: Session, key_col: Any, value_col: Any, keys: list[str],
              order: Any = None) -> dict[str, list[str]]:
@@ -204,57 +250,64 @@ def _grouped(session: Session, key_col: Any, value_col: Any, keys: list[str],
     return grouped
 
 
-def tags(session: Session, ids: list[str]) -> dict[str, list[str]]:
-    return _grouped(session, m.Tag.resource_id, m.Tag.tag, ids, (m.Tag.tag,))
-
-
-def related_loadbalancers(session: Session, ids: list[str]) -> Related:
-    listeners = _grouped(session, m.Listener.load_balancer_id, m.Listener.id, ids,
-                         (m.Listener.created_at, m.Listener.id))
-    pools = _grouped(session, m.Pool.load_balancer_id, m.Pool.id, ids, (m.Pool.created_at, m.Pool.id))
-    return _combine(ids, tags(session, ids), listeners=listeners, pools=pools)
-
-
-def related_pools(session: Session, ids: list[str]) -> Related:
-    listeners = _grouped(session, m.Listener.default_pool_id, m.Listener.id, ids)
-    members = _grouped(session, m.Member.pool_id, m.Member.id, ids, (m.Member.created_at, m.Member.id))
-    monitors = {pool_id: hm_id for pool_id, hm_id in session.execute(
-        select(m.HealthMonitor.pool_id, m.HealthMonitor.id).where(m.HealthMonitor.pool_id.in_(ids)))} if ids else {}
-    related = _combine(ids, tags(session, ids), listeners=listeners, members=members)
-    for ident in ids:
-        related[ident]["healthmonitor_id"] = monitors.get(ident)
-    return related
-
-
-def related_listeners(session: Session, ids: list[str]) -> Related:
-    policies = _grouped(session, m.L7Policy.listener_id, m.L7Policy.id, ids,
-                        (m.L7Policy.position, m.L7Policy.created_at, m.L7Policy.id))
-    return _combine(ids, tags(session, ids), l7policies=policies)
-
-
-def related_l7policies(session: Session, ids: list[str]) -> Related:
-    rules = _grouped(session, m.L7Rule.l7policy_id, m.L7Rule.id, ids, (m.L7Rule.created_at, m.L7Rule.id))
-    return _combine(ids, tags(session, ids), rules=rules)
-
-
-def related_tags_only(session: Session, ids: list[str]) -> Related:
-    return _combine(ids, tags(session, ids))
-
-
-def _combine(ids: list[str], tag_map: dict[str, list[str]], **groups: dict[str, list[str]]) -> Related:
-    related: Related = {}
-    for ident in ids:
-        entry: dict[str, Any] = {"tags": tag_map.get(ident, [])}
-        for name, grouped in groups.items():
-            entry[name] = grouped.get(ident, [])
-        related[ident] = entry
-    return related
+def related(session: Session, ids: list[str], relations: Sequence[Relation]) -> Related:
+    """The related values of a page of objects: one query per relation."""
+    found: Related = {ident: {} for ident in ids}
+    for relation in relations:
+        grouped = _grouped(session, relation.parent, relation.value, ids, relation.order)
+        for ident in ids:
+            found[ident][relation.name] = relation.listed(grouped.get(ident, []))
+    return found
 
 
 def render(session: Session, objs: Sequence[Any], view: Callable[[Any, dict], dict],
-           related: Callable[[Session, list[str]], Related]) -> list[dict[str, Any]]:
-    extra = related(session, [obj.id for obj in objs])
+           relations: Sequence[Relation]) -> list[dict[str, Any]]:
+    extra = related(session, [obj.id for obj in objs], relations)
     return [view(obj, extra.get(obj.id, {})) for obj in objs]
+
+
+# The columns one_statement adds in front of the object's: which relation a row is of
+# (OBJECT: the object's own row), its sort keys and its value.
+RANK, POSITION, CREATED, VALUE = "rel_rank", "rel_position", "rel_created", "rel_value"
+OBJECT = -1
+_IDENT: BindParameter[str] = bindparam("ident", type_=String())
+
+
+def one_statement(model: Any, relations: Sequence[Relation]) -> CompoundSelect[Any]:
+    """One object's row and its related values in one statement (keyed ``ident``):
+    the row, then one row per related value, each relation's rows in its order.
+
+    A UNION ALL of index lookups, one per relation, portable to every backend: the
+    object's row comes first with typed sort columns, and the relation rows fill
+    the object's columns with NULL (which take the first row's types)."""
+    table = model.__table__
+    # id, not a NULL cast to a string, as the object's value: the column then has the
+    # type and collation of the id and tag columns below it on every backend.
+    own = select(literal_column(str(OBJECT), Integer).label(RANK), cast(null(), Integer).label(POSITION),
+                 cast(null(), DateTime).label(CREATED), table.c.id.label(VALUE), *table.c)
+    padding = [null().label(column.name) for column in table.c]
+
+    def rows_of(rank: int, relation: Relation) -> Any:
+        return select(literal_column(str(rank), Integer), _or_null(relation.position), _or_null(relation.created),
+                      relation.value, *padding).where(relation.parent == _IDENT)
+
+    union = union_all(own.where(table.c.id == _IDENT), *[rows_of(rank, r) for rank, r in enumerate(relations)])
+    return union.order_by(*[union.selected_columns[name] for name in (RANK, POSITION, CREATED, VALUE)])
+
+
+def _or_null(column: Any) -> Any:
+    return null() if column is None else column
+
+
+def read_one(session: Session, statement: CompoundSelect[Any], relations: Sequence[Relation],
+             ident: str) -> tuple[Record | None, dict[str, Any]]:
+    """The object's row (None if there is none) and its related values, by ``one_statement``."""
+    rows = session.execute(statement, {"ident": ident}).all()
+    row = rows[0] if rows and getattr(rows[0], RANK) == OBJECT else None
+    grouped: dict[int, list[Any]] = collections.defaultdict(list)
+    for related_row in rows[1 if row is not None else 0:]:
+        grouped[getattr(related_row, RANK)].append(getattr(related_row, VALUE))
+    return row, {relation.name: relation.listed(grouped[rank]) for rank, relation in enumerate(relations)}
 
 
 # --- graphs: the status tree, the fully populated create -----------------------

@@ -28,7 +28,7 @@ def list_document(request: Request, kind: Kind, ctx: Context,
 def get_document(request: Request, kind: Kind, ctx: Context, ident: str) -> dict[str, Any]:
     """One visible object as ``GET /lbaas/<plural>/{id}`` answers it."""
     with deps.services(request).reading() as session:
-        return {kind.name: kind.render_one(session, resources.readable(session, kind, ident, ctx))}
+        return {kind.name: resources.read_document(session, kind, ident, ctx)}
 
 
 def stats_document(request: Request, kind: Kind, ctx: Context, ident: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from lbaas.api import deps, openapi
+from lbaas.api import deps, openapi, resources
 from lbaas.api import schemas as s
 from lbaas.api.auth import Context
 from lbaas.api.resources import L7RULE
@@ -28,9 +28,7 @@ def list_rules(l7policy_id: str, request: Request, ctx: Context = Depends(deps.c
 @router.get(BASE + "/{ident}")
 def get_rule(l7policy_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     with deps.services(request).reading() as session:
-        rule = l7rules.visible(session, ctx, l7policy_id, ident)
-        ctx.authorize("l7rule:get_one", rule.project_id)
-        return {KIND.name: KIND.render_one(session, rule)}
+        return {KIND.name: resources.read_document(session, KIND, ident, ctx, {"l7policy_id": l7policy_id})}
 
 
 @router.post(BASE, status_code=201, openapi_extra=openapi.request_body(KIND.name, s.L7RuleCreate))

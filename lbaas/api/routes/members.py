@@ -29,9 +29,7 @@ def list_members(pool_id: str, request: Request, ctx: Context = Depends(deps.con
 @router.get(BASE + "/{ident}")
 def get_member(pool_id: str, ident: str, request: Request, ctx: Context = Depends(deps.context)) -> dict[str, Any]:
     with deps.services(request).reading() as session:
-        member = members.visible(session, ctx, pool_id, ident)
-        ctx.authorize("member:get_one", member.project_id)
-        return {KIND.name: KIND.render_one(session, member)}
+        return {KIND.name: resources.read_document(session, KIND, ident, ctx, {"pool_id": pool_id})}
 
 
 @router.post(BASE, status_code=201, openapi_extra=openapi.request_body(KIND.name, s.MemberCreate))
