@@ -292,10 +292,14 @@ class Probe(TypedDict):
 
 
 class Answer(TypedDict):
-    """A server's answer to a state report."""
+    """A server's answer to a state report.
+
+    ``accepts_batches``: the server handles ``UpdateStatuses``.  Servers older than it leave
+    it out, and an agent sends them single ``UpdateStatus`` casts."""
 
     accepted: bool
     reason: NotRequired[str]
+    accepts_batches: NotRequired[bool]
 
 
 class Bound(TypedDict):
@@ -384,6 +388,27 @@ class UpdateStatus(Message):
     request_id: str | None = None      # the Converge's: the API request that made the change
 
 
+class StatusReport(TypedDict):
+    """One outcome in an ``UpdateStatuses``: the fields of an ``UpdateStatus``."""
+
+    loadbalancer_id: str
+    revision: int
+    error: str | None
+    operating: OperatingReport | None
+    error_kind: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class UpdateStatuses(Message):
+    """Cast: the outcomes of several converges that finished close together, applied in one
+    transaction.  Sent only to servers whose ``Answer`` said ``accepts_batches``; one
+    outcome alone still goes as an ``UpdateStatus``."""
+
+    method: ClassVar[str] = "update_statuses"
+    reports: list[StatusReport]
+
+
 @dataclass(frozen=True)
 class UpdateStats(Message):
     """Cast: a ``DeviceReport`` that changed since the last one."""
@@ -414,4 +439,4 @@ class Converge(Message):
 # The controller queue's methods; an agent's queue takes only ``Converge``.
 CONTROLLER_MESSAGES: tuple[type[Message], ...] = (ReportState, AgentStopped, GetLoadBalancer,
                                                   GetBoundLoadBalancers, FilterExisting, UpdateStatus,
-                                                  UpdateStats)
+                                                  UpdateStatuses, UpdateStats)

@@ -44,8 +44,8 @@ def row(handlers: ControllerHandlers, host: str = "h1") -> m.Agent:
 
 
 def test_a_live_host_is_refused_to_a_second_instance(handlers: ControllerHandlers) -> None:
-    assert start(handlers, "first") == {"accepted": True}
-    assert beat(handlers, "first") == {"accepted": True}
+    assert start(handlers, "first") == {"accepted": True, "accepts_batches": True}
+    assert beat(handlers, "first") == {"accepted": True, "accepts_batches": True}
     refused = start(handlers, "second")
     assert refused["accepted"] is False
     assert re.fullmatch(r"another agent is already serving host h1 in environment hosts \(heartbeat \d+s ago, "
@@ -53,10 +53,10 @@ def test_a_live_host_is_refused_to_a_second_instance(handlers: ControllerHandler
                         refused["reason"]), refused["reason"]
     # The refused instance's heartbeats change nothing either; the owner's go on.
     assert beat(handlers, "second")["accepted"] is False
-    assert beat(handlers, "first") == {"accepted": True}
+    assert beat(handlers, "first") == {"accepted": True, "accepts_batches": True}
     assert row(handlers).instance_id == "first"
     # A restart of the owner itself (same instance, e.g. a retried start) is fine.
-    assert start(handlers, "first") == {"accepted": True}
+    assert start(handlers, "first") == {"accepted": True, "accepts_batches": True}
 
 
 def test_a_silent_owner_is_taken_over_and_cannot_come_back(handlers: ControllerHandlers) -> None:
@@ -64,10 +64,10 @@ def test_a_silent_owner_is_taken_over_and_cannot_come_back(handlers: ControllerH
     with handlers.db.transaction() as session:
         agent = session.query(m.Agent).filter_by(host="h1").one()
         agent.heartbeat_at = agent.heartbeat_at - dt.timedelta(seconds=DOWN * 2)
-    assert start(handlers, "restarted") == {"accepted": True}
+    assert start(handlers, "restarted") == {"accepted": True, "accepts_batches": True}
     late = beat(handlers, "crashed")
     assert late["accepted"] is False and "instance restarted took it over" in late["reason"]
-    assert beat(handlers, "restarted") == {"accepted": True}
+    assert beat(handlers, "restarted") == {"accepted": True, "accepts_batches": True}
     assert row(handlers).instance_id == "restarted"
 
 
@@ -78,15 +78,15 @@ def test_a_clean_stop_frees_the_host_at_once(handlers: ControllerHandlers) -> No
     handlers.agent_stopped(host="h1", environment=ENV, instance_id="old")
     assert row(handlers).instance_id is None
     assert beat(handlers, "old")["accepted"] is False   # a heartbeat that was in flight does not reclaim it
-    assert start(handlers, "new") == {"accepted": True}
+    assert start(handlers, "new") == {"accepted": True, "accepts_batches": True}
     assert row(handlers).instance_id == "new"
 
 
 def test_hosts_and_environments_are_separate_and_in_process_agents_take_over(handlers: ControllerHandlers) -> None:
     start(handlers, "a")
-    assert start(handlers, "b", host="h2") == {"accepted": True}
-    assert handlers.report_state(host="h1", environment="other", start_flag=True, instance_id="c") == {"accepted": True}
-    assert start(handlers, "d", exclusive=False) == {"accepted": True}
+    assert start(handlers, "b", host="h2") == {"accepted": True, "accepts_batches": True}
+    assert handlers.report_state(host="h1", environment="other", start_flag=True, instance_id="c") == {"accepted": True, "accepts_batches": True}
+    assert start(handlers, "d", exclusive=False) == {"accepted": True, "accepts_batches": True}
     assert row(handlers).instance_id == "d"
 
 

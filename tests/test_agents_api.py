@@ -301,7 +301,7 @@ def test_an_agent_whose_host_was_taken_over_stops(plane: Plane) -> None:
     env = agent.settings.environment
     taken = plane.controller.handlers.report_state(host="a1", environment=env, start_flag=True,
                                                    instance_id="successor", exclusive=False)
-    assert taken == {"accepted": True}
+    assert taken == {"accepted": True, "accepts_batches": True}
     assert wait_for(lambda: agent.stopping.is_set(), what="the displaced agent to stop")
     assert "successor" in agent.refusal and "no longer serves host a1" in agent.refusal
     time.sleep(1.0)                                 # it sends no more heartbeats: no flapping

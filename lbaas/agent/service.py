@@ -32,6 +32,10 @@ Contracts:
   down -> up transition starts a resync pass at once); a configuration the
   device refused (``error_kind`` rejected) is never retried by itself.
 - Periodic jobs run from ``runtime.Timer``s (failures logged once per state change).
+- Status reports leave through an outbox (``StatusOutbox``) and one sender thread:
+  reports that finished close together go as one ``UpdateStatuses`` once a
+  server's answer said it takes them (``accepts_batches``), else one
+  ``UpdateStatus`` each; ``stop`` sends what is waiting.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
+
+from kombu.exceptions import OperationalError
 
 from lbaas import constants as c
 from lbaas import metrics, wire
@@ -58,6 +64,11 @@ LOG = logging.getLogger(__name__)
 # First delay between retries of a device or server that does not answer yet; it doubles up
 # to the report interval, so a device that comes up is seen within one interval.
 FIRST_RETRY = 0.5
+# The most status reports one UpdateStatuses carries.
+STATUS_BATCH = 50
+# Seconds ``stop`` waits for the status sender to hand over what is waiting (a cast in
+# flight may retry through a broker outage for the broker's retry timeout, 30 s by default).
+STATUS_FLUSH_WAIT = 60.0
 
 
 class AgentRefused(Exception):
@@ -112,6 +123,10 @@ class Agent:
         # The highest revision this agent began to apply, per load balancer: a device may have
         # taken part of it (or report the lowest of its members'), so older carried states wait.
         self._tried: dict[str, int] = {}
+        # Whether the servers take UpdateStatuses: only once an answer said so (older servers don't).
+        self._batches = False
+        self._statuses = StatusOutbox(f"status-{settings.host}", self._cast, lambda: self._batches,
+                                      settings.report_interval)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -121,6 +136,7 @@ class Agent:
         self._register()
         if self.stopping.is_set():
             return
+        self._statuses.start()
         # Several consumers on the one queue: load balancers converge in
         # parallel, while the per-load-balancer lock keeps each one serial.
         self._consumers = [self.broker.serve([self.queue], {wire.Converge.method: self.converge},
@@ -140,6 +156,7 @@ class Agent:
         self._stop_consumers()
         for timer in self._timers.values():
             timer.stop()
+        self._statuses.close()  # after the converges that could still report
         if self._registered and self.refusal is None:
             try:
                 self._cast(wire.AgentStopped(host=self.settings.host, environment=self.settings.environment,
@@ -181,6 +198,7 @@ class Agent:
             log.succeeded()
             if isinstance(answer, dict) and not answer.get("accepted", True):
                 raise AgentRefused(answer.get("reason") or "a server refused this agent")
+            self._heard(answer)
             self._registered = True
             return
 
@@ -193,6 +211,17 @@ class Agent:
             LOG.error("agent %s stops serving: %s", self.settings.host, self.refusal)
             self.stopping.set()
             self._stop_consumers()
+            return
+        self._heard(answer)
+
+    def _heard(self, answer: Any) -> None:
+        """What an accepting answer says of the server: whether it takes ``UpdateStatuses``
+        (the latest answer decides: an older server's lacks the field)."""
+        batches = isinstance(answer, dict) and answer.get("accepts_batches") is True
+        if batches != self._batches:
+            LOG.info("agent %s sends status reports %s", self.settings.host,
+                     "in batches" if batches else "one by one (a server does not take batches)")
+        self._batches = batches
 
     def _state(self, start_flag: bool = False) -> wire.ReportState:
         """The report: what the agent last knew of its device, never a fresh look."""
@@ -325,8 +354,8 @@ class Agent:
             operating = None if desired["deleted"] else self._operating(lb_id)
             LOG.info("load balancer %s revision %s: %s", lb_id, revision,
                      "deleted" if desired["deleted"] else "converged")
-            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, operating=operating,
-                                         request_id=request_ids.current()))
+            self._statuses.put(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, operating=operating,
+                                                 request_id=request_ids.current()))
 
     def _observe(self, started: float, outcome: str) -> None:
         metrics.CONVERGE_SECONDS.labels(self.driver.name, outcome).observe(time.perf_counter() - started)
@@ -343,8 +372,8 @@ class Agent:
         metrics.DEVICE_ERRORS.labels(self.driver.name, kind).inc()
         LOG.error("load balancer %s revision %s failed: %s", lb_id, revision, reason)
         if revision is not None:
-            self._cast(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, error=reason, error_kind=kind,
-                                         request_id=request_ids.current()))
+            self._statuses.put(wire.UpdateStatus(loadbalancer_id=lb_id, revision=revision, error=reason,
+                                                 error_kind=kind, request_id=request_ids.current()))
 
     def _operating(self, lb_id: str) -> wire.OperatingReport | None:
         """The device's operating statuses; None when it cannot say (the change itself worked)."""
@@ -406,6 +435,100 @@ class Agent:
             self._last_stats[lb_id] = report
         for gone in set(self._last_stats) - set(held):
             del self._last_stats[gone]
+
+
+class StatusOutbox:
+    """Status reports on their way to a server, sent by one thread of their own.
+
+    ``put`` never waits on the broker.  The thread takes the first waiting report and every
+    other one already waiting (at most STATUS_BATCH), never waiting for more, so a report
+    leaves no later than it would alone; several go as one ``UpdateStatuses`` when
+    ``batches()``, else each as its ``UpdateStatus``.  ``send`` retries as any cast does
+    (``Broker.cast``: backoff until the broker's retry timeout); should it still fail, the
+    reports wait, in order, and are sent again after a backoff (FIRST_RETRY doubling up to
+    ``retry``): a broker outage loses none while the agent runs.  ``close`` sends what is
+    waiting, trying once, then ends the thread; a report put after it is sent at once.
+    Reports nobody could send are logged: the servers' sweeps re-dispatch the changes.
+    """
+
+    def __init__(self, name: str, send: Callable[[wire.Message], None], batches: Callable[[], bool],
+                 retry: float) -> None:
+        self.name = name
+        self._send = send
+        self._batches = batches
+        self._retry = retry
+        self._waiting: collections.deque[wire.UpdateStatus] = collections.deque()
+        self._ready = threading.Condition()
+        self._closing = False
+        self._log = JobLog(name, LOG)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, report: wire.UpdateStatus) -> None:
+        with self._ready:
+            self._waiting.append(report)
+            self._ready.notify()
+            closed = self._closing
+        if closed:
+            self._run()
+
+    def close(self, timeout: float = STATUS_FLUSH_WAIT) -> None:
+        """Send what is waiting and end the thread (at most ``timeout`` s).  Idempotent."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                LOG.warning("%s: still sending status reports after %.0f s; not waiting", self.name, timeout)
+        else:  # never started: the caller sends
+            self._run()
+
+    def _run(self) -> None:
+        delays = _backoff(self._retry)
+        while batch := self._take():
+            if self._deliver(batch):
+                delays = _backoff(self._retry)
+                continue
+            with self._ready:
+                if self._closing:
+                    self._abandon()
+                    return
+                self._ready.wait_for(lambda: self._closing, next(delays))
+
+    def _take(self) -> list[wire.UpdateStatus]:
+        """The first waiting report and those waiting behind it (waits for the first);
+        nothing once closing and nothing waits."""
+        with self._ready:
+            self._ready.wait_for(lambda: self._waiting or self._closing)
+            size = min(len(self._waiting), STATUS_BATCH if self._batches() else 1)
+            return [self._waiting.popleft() for _ in range(size)]
+
+    def _deliver(self, batch: list[wire.UpdateStatus]) -> bool:
+        """One cast of ``batch``; False when the broker stayed away (the batch waits again)."""
+        message: wire.Message = batch[0] if len(batch) == 1 else wire.UpdateStatuses(
+            reports=[cast(wire.StatusReport, report.args()) for report in batch])
+        try:
+            self._send(message)
+        except OperationalError as exc:
+            self._log.failed(exc)
+            with self._ready:
+                self._waiting.extendleft(reversed(batch))
+            return False
+        except Exception:  # not the broker's absence: sending it again would fail again
+            LOG.exception("%s: status reports of load balancers %s dropped", self.name,
+                          ", ".join(report.loadbalancer_id for report in batch))
+        else:
+            self._log.succeeded()
+        return True
+
+    def _abandon(self) -> None:
+        """Called holding the lock."""
+        LOG.error("%s: %d status reports not sent (the broker is away); the servers' sweeps "
+                  "converge their load balancers again", self.name, len(self._waiting))
+        self._waiting.clear()
 
 
 def needs_converge(entry: wire.Bound, held_revision: int | None) -> bool:

@@ -35,7 +35,7 @@ from lbaas.scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
-ACCEPTED = wire.Answer(accepted=True)
+ACCEPTED = wire.Answer(accepted=True, accepts_batches=True)
 HOST_TAKEN = ("another agent is already serving host {host} in environment {env} (heartbeat {age:.0f}s ago, "
               "started at {started:%Y-%m-%d %H:%M:%S} UTC); give this agent another [agent] host")
 DISPLACED = ("agent instance {instance} no longer serves host {host} in environment {env}: "
@@ -60,7 +60,7 @@ class ControllerHandlers:
                 wire.GetLoadBalancer.method: self.get_loadbalancer,
                 wire.GetBoundLoadBalancers.method: self.get_bound_loadbalancers,
                 wire.FilterExisting.method: self.filter_existing, wire.UpdateStatus.method: self.update_status,
-                wire.UpdateStats.method: self.update_stats}
+                wire.UpdateStatuses.method: self.update_statuses, wire.UpdateStats.method: self.update_stats}
 
     def report_state(self, host: str, environment: str, group: int = 1, device_driver: str = "noop",
                      configurations: wire.Configurations | None = None, capacity_score: float = 0.0,
@@ -178,14 +178,61 @@ class ControllerHandlers:
     def update_status(self, loadbalancer_id: str, revision: int, error: str | None = None,
                       operating: wire.OperatingReport | None = None, error_kind: str | None = None,
                       request_id: str | None = None) -> str:
-        # The line names the API request that made the change (``request_id``).
-        with request_ids.bound(request_id):
-            with self.db.transaction() as session:
-                outcome = lifecycle.complete(session, loadbalancer_id, revision, error=error, operating=operating,
-                                             error_kind=error_kind)
-            LOG.info("status of load balancer %s at revision %s: %s", loadbalancer_id, revision, outcome)
-        metrics.STATUS_UPDATES.labels(outcome).inc()
-        return outcome
+        """The outcome of one converge (``lifecycle.complete``); returns what happened."""
+        report = wire.StatusReport(loadbalancer_id=loadbalancer_id, revision=revision, error=error,
+                                   operating=operating, error_kind=error_kind, request_id=request_id)
+        return self._complete([report])[0]
+
+    def update_statuses(self, reports: list[wire.StatusReport]) -> list[str]:
+        """The outcomes of several converges, as ``update_status`` each, in one transaction;
+        what happened to each, in the order of the well-formed reports (a malformed one is
+        logged and left out).  Should the batch fail for another reason than the database
+        being away, each report is applied on its own, so one bad report costs only itself."""
+        valid = [report for report in map(_status_report, reports if isinstance(reports, list) else [reports])
+                 if report is not None]
+        try:
+            return self._complete(valid)
+        except _transient_errors():
+            raise   # the message is delivered again; applying a report twice is harmless
+        except Exception:
+            if len(valid) < 2:
+                raise
+            LOG.exception("a batch of %d status reports failed; applying them one by one", len(valid))
+        return [self._complete_alone(report) for report in valid]
+
+    def _complete_alone(self, report: wire.StatusReport) -> str:
+        try:
+            return self._complete([report])[0]
+        except _transient_errors():
+            raise
+        except Exception:
+            LOG.exception("status of load balancer %s at revision %s could not be applied",
+                          report["loadbalancer_id"], report["revision"])
+            return "failed"
+
+    def _complete(self, reports: list[wire.StatusReport]) -> list[str]:
+        """Apply ``reports`` in one transaction; their outcomes, in their order.  The rows are
+        locked first, all in one statement and in the order of their ids, and the reports applied
+        in that order: two servers applying overlapping batches then wait for each other instead
+        of deadlocking, also on the agent rows a deletion updates (locked only after them)."""
+        ordered = sorted(range(len(reports)), key=lambda i: reports[i]["loadbalancer_id"])  # stable
+        outcomes = [""] * len(reports)
+        with self.db.transaction() as session:
+            locked = lifecycle.lock_all(session, (report["loadbalancer_id"] for report in reports))
+            seen: set[str] = set()
+            for i in ordered:
+                lb_id = reports[i]["loadbalancer_id"]
+                # A second report of one load balancer reads the row the first one wrote.
+                row = lifecycle.lock(session, lb_id) if lb_id in seen else locked.get(lb_id)
+                seen.add(lb_id)
+                outcomes[i] = _complete_locked(session, reports[i], row)
+        for report, outcome in zip(reports, outcomes):
+            # The line names the API request that made the change (``request_id``).
+            with request_ids.bound(report["request_id"]):
+                LOG.info("status of load balancer %s at revision %s: %s", report["loadbalancer_id"],
+                         report["revision"], outcome)
+            metrics.STATUS_UPDATES.labels(outcome).inc()
+        return outcomes
 
     def update_stats(self, loadbalancer_id: str, stats: wire.Counters,
                      listener_stats: dict[str, wire.Counters] | None = None,
@@ -206,6 +253,33 @@ class ControllerHandlers:
                     return
             if changed:
                 session.execute(update(LOADBALANCERS).where(LOADBALANCERS.c.id == lb.id).values(changed))
+
+
+def _complete_locked(session: Session, report: wire.StatusReport, row: Any) -> str:
+    """One report's outcome on its row, locked by this transaction (None: the load balancer is gone)."""
+    with request_ids.bound(report["request_id"]):   # lifecycle's lines name the request too
+        return lifecycle.complete_locked(session, row, report["revision"], error=report["error"],
+                                         operating=report["operating"], error_kind=report["error_kind"])
+
+
+def _status_report(raw: object) -> wire.StatusReport | None:
+    """``raw`` as a ``StatusReport`` (fields a newer agent added are dropped), or None, logged,
+    when it is not one: a malformed report must not fail the others of its batch."""
+    optional = ("error", "error_kind", "request_id")
+    if (isinstance(raw, dict) and isinstance(raw.get("loadbalancer_id"), str)
+            and type(raw.get("revision")) is int and isinstance(raw.get("operating") or {}, dict)
+            and all(isinstance(raw.get(key), str | None) for key in optional)):
+        return wire.StatusReport(loadbalancer_id=raw["loadbalancer_id"], revision=raw["revision"],
+                                 error=raw.get("error"), operating=raw.get("operating") or None,
+                                 error_kind=raw.get("error_kind"), request_id=raw.get("request_id"))
+    LOG.warning("dropping a malformed status report: %.200r", raw)
+    return None
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    """The database errors after which a message is delivered again (the controller's)."""
+    from lbaas.controller.service import database_errors  # it imports this module
+    return database_errors()
 
 
 def _write_listener_stats(session: Session, listeners: list[lifecycle.Child],

@@ -27,6 +27,7 @@ was read stays true until the commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from sqlalchemy import BindParameter, String, Table, bindparam, delete, literal, null, select, union_all, update
@@ -106,14 +107,26 @@ def mark_graph_deleting(session: Session, lb_id: str) -> None:
 # --- the load balancer's row and its children, read for an outcome ----------------
 
 _LB_ID: BindParameter[str] = bindparam("lb_id", type_=String())
-_LOCK = (select(_LB.c.id, _LB.c.revision, _LB.c.provisioning_status, _LB.c.error_kind, _LB.c.admin_state_up,
-                _LB.c.operating_status).where(_LB.c.id == _LB_ID).with_for_update())
+_LOCKED = select(_LB.c.id, _LB.c.revision, _LB.c.provisioning_status, _LB.c.error_kind, _LB.c.admin_state_up,
+                 _LB.c.operating_status)
+_LOCK = _LOCKED.where(_LB.c.id == _LB_ID).with_for_update()
 _LOCK_WITH_STATS = _LOCK.add_columns(_LB.c.stats)
+# PostgreSQL locks the rows after sorting them, InnoDB as it walks the primary key: both in id order.
+_LOCK_ALL = (_LOCKED.where(_LB.c.id.in_(bindparam("lb_ids", expanding=True))).order_by(_LB.c.id)
+             .with_for_update())
 
 
 def lock(session: Session, lb_id: str, *, with_stats: bool = False) -> Any:
     """The load balancer's row, locked until the commit (its ``stats`` too if asked), or None."""
     return session.execute(_LOCK_WITH_STATS if with_stats else _LOCK, {"lb_id": lb_id}).first()
+
+
+def lock_all(session: Session, lb_ids: Iterable[str]) -> dict[str, Any]:
+    """The rows of those of the load balancers that exist, by id, locked until the commit, in
+    one statement and in the order of their ids: two transactions locking overlapping sets
+    this way wait for each other instead of deadlocking."""
+    ids = sorted(set(lb_ids))
+    return {row.id: row for row in session.execute(_LOCK_ALL, {"lb_ids": ids})} if ids else {}
 
 
 # Children first when deleting: members and monitors of a pool that goes too, rules
@@ -176,7 +189,14 @@ def complete(session: Session, lb_id: str, revision: int, *, error: str | None =
     (only operating statuses refreshed).
     Must be called inside a transaction; idempotent.
     """
-    lb = lock(session, lb_id)
+    return complete_locked(session, lock(session, lb_id), revision, error=error, operating=operating,
+                           error_kind=error_kind)
+
+
+def complete_locked(session: Session, lb: Any, revision: int, *, error: str | None = None,
+                    operating: wire.OperatingReport | None = None, error_kind: str | None = None) -> str:
+    """``complete`` for a row ``lock`` or ``lock_all`` read in this transaction (None: it is
+    gone), and that nothing wrote since."""
     if lb is None:
         return "gone"
     if revision < lb.revision:
