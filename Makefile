@@ -35,8 +35,12 @@ run: setup haproxy
 typecheck: setup  # configured in pyproject.toml [tool.mypy]
 	$(VENV)/bin/mypy
 
+# Self-contained and CPU-bound (client and server in one process): these run on two workers.
+PARALLEL := tests/security tests/api/test_fuzz.py
+
 test: setup services chromium barbican keystone typecheck
-	$(PY) -m pytest --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PARALLEL) $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=20 $(addprefix --ignore=,$(PARALLEL)) $(PYTEST_ARGS)
 
 # Only the failures of a RabbitMQ node and of the PostgreSQL primary (private clusters; part of `make test`).
 test-ha: setup services

@@ -32,7 +32,7 @@ from lbaas.services import Services
 from lbaas.services.vips import Subnets
 from tests.conftest import Api, dump, start_api
 
-EXAMPLES = 150  # per operation and generation mode: about two minutes on SQLite
+EXAMPLES = 100  # per operation and generation mode: about 80 s on SQLite
 
 
 def _operations() -> list[tuple[str, str]]:
