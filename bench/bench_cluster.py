@@ -83,7 +83,7 @@ class ClusterDeployment(Deployment):
         from lbaas.testing.cluster import Cluster
         self.db, workdir = temp_database("postgresql")
         self.workdir = workdir
-        self.cluster = Cluster(workdir, self.db.url)
+        self.cluster = Cluster(workdir, self.db.url, extra=UNLIMITED_QUOTAS)  # admins are not write-limited
         try:
             self.urls = [self.cluster.start_server("server-1"), self.cluster.start_server("server-2")]
             for host in HOSTS:

@@ -64,6 +64,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -191,13 +193,13 @@ def counting_messages(meter: Meter) -> Iterator[None]:
     from lbaas.messaging import Broker
     original = Broker._publish
 
-    def publish(broker: Broker, exchange: Any, routing_key: str, payload: dict[str, Any], **options: Any) -> None:
+    def publish(broker: Broker, exchange: Any, routing_key: str, body: bytes, **options: Any) -> None:
         if exchange.name == REPLY_EXCHANGE:
             kind = "reply"  # sent after the handler returned: its method is the call's
         else:
-            kind = f"{'call' if 'reply_to' in options else 'cast'}:{payload.get('method')}"
+            kind = f"{'call' if 'reply_to' in options else 'cast'}:{orjson.loads(body).get('method')}"
         meter.count("messages", kind)
-        original(broker, exchange, routing_key, payload, **options)
+        original(broker, exchange, routing_key, body, **options)
 
     setattr(Broker, "_publish", publish)
     try:
