@@ -4,7 +4,6 @@ agent process of a cluster (PostgreSQL, RabbitMQ) through its own listener."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -86,11 +85,11 @@ def test_pending_loadbalancer_then_converged_by_an_agent(plane: Plane) -> None:
     environment = plane.controller.environments[0]
     before = scrape(plane.client)
     lb_id = plane.create("p1")  # no agent yet: it waits, pending
-    time.sleep(0.3)
-    pending = scrape(plane.client)
+    # Its age grows from 0 (the server's clock may stand a few ms behind the stamp it wrote).
+    pending = wait_for(lambda: (s := scrape(plane.client)) and value(
+        s, "lbaas_oldest_pending_change_age_seconds", environment=environment) > 0 and s, what="a pending age")
     assert value(pending, "lbaas_loadbalancers", environment=environment, provisioning_status="PENDING_CREATE",
                  operating_status="OFFLINE") == 1
-    assert value(pending, "lbaas_oldest_pending_change_age_seconds", environment=environment) > 0
 
     plane.start_agent("a1")
     plane.wait(lb_id)  # the sweep dispatches it again once the agent is alive
